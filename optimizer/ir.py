@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, KeysView, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -36,6 +36,18 @@ if TYPE_CHECKING:
 _TENSOR_NAME = re.compile(r"^(?P<node>[^:^][^:]*)(?::(?P<port>\d+))?$")
 _COLOCATION_ATTR = "_class"
 _COLOCATION_PREFIX = b"loc:@"
+
+
+_PORT_ATTRS: dict[int, dict[str, Any]] = {}
+
+
+def _port_attrs(port: int) -> dict[str, Any]:
+    """The attr dict of a data edge reading output `port`: one shared dict per port (edge attrs are replaced
+    with their edge, never updated in place)."""
+    attrs = _PORT_ATTRS.get(port)
+    if attrs is None:
+        attrs = _PORT_ATTRS[port] = {"port": port}
+    return attrs
 
 
 class Tensor(NamedTuple):
@@ -102,6 +114,11 @@ class Graph:
 
     def __init__(self, header: GraphDef | None = None) -> None:
         self._nx: nx.MultiDiGraph = nx.MultiDiGraph()
+        # networkx's own adjacency dicts, read directly on hot paths (its view objects cost microseconds a call):
+        # `_node[name]["proto"]`; `_pred[target][source]` is `_succ[source][target]`, one `{key: attrs}` dict.
+        self._node: dict[str, dict[str, Any]] = self._nx._node
+        self._pred: dict[str, dict[str, dict[int, dict[str, Any]]]] = self._nx._pred
+        self._succ: dict[str, dict[str, dict[int, dict[str, Any]]]] = self._nx._succ
         self._header = GraphDef() if header is None else header
         self._control_order = itertools.count()
         self._inputs: list[Tensor] = []
@@ -126,37 +143,43 @@ class Graph:
 
     @classmethod
     def _lift(cls, graph_def: GraphDef, inputs: Sequence[Tensor], outputs: Sequence[Tensor]) -> Graph:
+        # Builds networkx's adjacency dicts directly, as `add_node`/`add_edge` would (several times faster).
         nodes = list(graph_def.node)
         graph = cls(graph_def)  # emptied of nodes below: what stays is the header
-        graph_nx = graph._nx
+        node_store, pred, succ = graph._node, graph._pred, graph._succ
         for node in nodes:
-            if node.name in graph_nx:
-                raise GraphError(f"node name {node.name!r} is used twice")
-            graph_nx.add_node(node.name, proto=node)
-            graph._index_colocation(node)
-        edges: list[tuple[str, str, int, dict[str, Any]]] = []
+            name = node.name
+            if name in node_store:
+                raise GraphError(f"node name {name!r} is used twice")
+            node_store[name] = {"proto": node}
+            pred[name] = {}
+            succ[name] = {}
+            if _COLOCATION_ATTR in node.attr:
+                graph._index_colocation(node)
         for node in nodes:
+            target = node.name
+            target_pred = pred[target]
             index = 0
             for text in node.input:
                 if text.startswith("^"):
                     source = text[1:]
                     order = next(graph._control_order)
-                    edges.append((source, node.name, -1 - order, {"order": order}))
+                    key, attrs = -1 - order, {"order": order}
                 else:
                     colon = text.rfind(":")
                     if colon > 0 and text[colon + 1 :].isdigit():
                         source, port = text[:colon], int(text[colon + 1 :])
+                        attrs = {"port": 0, "spelled": text} if port == 0 else _port_attrs(port)
                     else:
-                        source, port = text, 0
-                    attrs: dict[str, Any] = {"port": port}
-                    if port == 0 and colon > 0:
-                        attrs["spelled"] = text
-                    edges.append((source, node.name, index, attrs))
+                        source, attrs = text, _port_attrs(0)
+                    key = index
                     index += 1
-                if source not in graph_nx:
-                    raise GraphError(f"node {node.name!r} has input {text!r}, but no node is named {source!r}")
-        graph_nx.add_edges_from(edges)
-        for node in nodes:
+                keys = target_pred.get(source)
+                if keys is None:
+                    if source not in node_store:
+                        raise GraphError(f"node {target!r} has input {text!r}, but no node is named {source!r}")
+                    keys = target_pred[source] = succ[source][target] = {}
+                keys[key] = attrs
             del node.input[:]
         del graph_def.node[:]
         graph.inputs = list(inputs)
@@ -172,7 +195,8 @@ class Graph:
     def _lower(self) -> GraphDef:
         graph_def = GraphDef()
         graph_def.CopyFrom(self._header)
-        for name, proto in self._nx.nodes(data="proto"):
+        for name, data in self._node.items():
+            proto = data["proto"]
             out = graph_def.node.add()
             out.CopyFrom(proto)
             out.input.extend(self._input_strings(name))
@@ -201,13 +225,14 @@ class Graph:
     def _input_strings(self, name: str) -> list[str]:
         data: list[tuple[int, str]] = []
         control: list[tuple[int, str]] = []
-        for source, _, key, attrs in self._nx.in_edges(name, keys=True, data=True):
-            if key >= 0:
-                port = attrs["port"]
-                text = attrs.get("spelled") or (source if port == 0 else f"{source}:{port}")
-                data.append((key, text))
-            else:
-                control.append((attrs["order"], "^" + source))
+        for source, keys in self._pred[name].items():
+            for key, attrs in keys.items():
+                if key >= 0:
+                    port = attrs["port"]
+                    text = attrs.get("spelled") or (source if port == 0 else f"{source}:{port}")
+                    data.append((key, text))
+                else:
+                    control.append((attrs["order"], "^" + source))
         data.sort()
         control.sort()
         return [text for _, text in data] + [text for _, text in control]
@@ -252,7 +277,7 @@ class Graph:
         self._protected = {tensor.node for tensor in self._inputs} | {tensor.node for tensor in self._outputs}
 
     def __len__(self) -> int:
-        return int(self._nx.number_of_nodes())
+        return len(self._node)
 
     def __contains__(self, name: object) -> bool:
         return name in self._nx
@@ -262,43 +287,63 @@ class Graph:
 
     def nodes(self) -> Iterator[Node]:
         """Every node, in order. Safe to mutate the graph while iterating (the list is taken first)."""
-        return iter([Node(proto) for _, proto in self._nx.nodes(data="proto")])
+        return iter([Node(data["proto"]) for data in self._node.values()])
 
     def node(self, name: str) -> Node:
         """The node named `name`; KeyError when there is none."""
-        return Node(self._nx.nodes[name]["proto"])
+        return Node(self._node[name]["proto"])
 
     def op(self, name: str) -> str:
-        return str(self._nx.nodes[name]["proto"].op)
+        return str(self._node[name]["proto"].op)
 
     def op_counts(self) -> dict[str, int]:
         """How many nodes of each op the graph has."""
         counts: dict[str, int] = {}
-        for _, proto in self._nx.nodes(data="proto"):
-            counts[proto.op] = counts.get(proto.op, 0) + 1
+        for data in self._node.values():
+            op = data["proto"].op
+            counts[op] = counts.get(op, 0) + 1
         return counts
 
     def constant_bytes(self) -> int:
         """Bytes of every `Const` node's serialized value (weights are measured, not decoded)."""
-        return sum(proto.attr["value"].ByteSize() for _, proto in self._nx.nodes(data="proto") if proto.op == "Const")
+        protos = (data["proto"] for data in self._node.values())
+        return sum(proto.attr["value"].ByteSize() for proto in protos if proto.op == "Const")
 
     # ----- edges ----------------------------------------------------------------------------------------------
+
+    def in_edges(self, name: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """Every edge into `name` as `(source, key, attrs)`: data edges have `key >= 0` (the slot) and attr
+        `port`; control edges a negative key and attr `order`. In no particular order; do not mutate `attrs`."""
+        for source, keys in self._pred[name].items():
+            for key, attrs in keys.items():
+                yield source, key, attrs
+
+    def predecessors(self, name: str) -> KeysView[str]:
+        """The nodes `name` has a data or control input from (a live view: copy it before mutating)."""
+        return self._pred[name].keys()
+
+    def successors(self, name: str) -> KeysView[str]:
+        """The nodes that have a data or control input from `name` (a live view: copy it before mutating)."""
+        return self._succ[name].keys()
 
     def inputs_of(self, name: str) -> list[Tensor]:
         """The data inputs of `name`, in slot order."""
         found = [
             (key, Tensor(source, attrs["port"]))
-            for source, _, key, attrs in self._nx.in_edges(name, keys=True, data=True)
+            for source, keys in self._pred[name].items()
+            for key, attrs in keys.items()
             if key >= 0
         ]
-        found.sort()
+        if len(found) > 1:
+            found.sort()
         return [tensor for _, tensor in found]
 
     def control_inputs_of(self, name: str) -> list[str]:
         """The nodes `name` has control inputs from, in their written order."""
         found = [
             (attrs["order"], source)
-            for source, _, key, attrs in self._nx.in_edges(name, keys=True, data=True)
+            for source, keys in self._pred[name].items()
+            for key, attrs in keys.items()
             if key < 0
         ]
         found.sort()
@@ -306,36 +351,39 @@ class Graph:
 
     def uses(self, tensor: Tensor) -> list[Use]:
         """Every data use `(node, input index)` of `tensor`."""
+        port = tensor.port
         return [
             Use(target, key)
-            for _, target, key, attrs in self._nx.out_edges(tensor.node, keys=True, data=True)
-            if key >= 0 and attrs["port"] == tensor.port
+            for target, keys in self._succ[tensor.node].items()
+            for key, attrs in keys.items()
+            if key >= 0 and attrs["port"] == port
         ]
 
     def data_consumers(self, name: str) -> list[tuple[int, Use]]:
         """Every data use of any output of `name`, as `(port, Use)`."""
         return [
             (attrs["port"], Use(target, key))
-            for _, target, key, attrs in self._nx.out_edges(name, keys=True, data=True)
+            for target, keys in self._succ[name].items()
+            for key, attrs in keys.items()
             if key >= 0
         ]
 
     def control_consumers(self, name: str) -> list[str]:
         """The nodes that have a control input from `name`."""
-        return [target for _, target, key in self._nx.out_edges(name, keys=True) if key < 0]
+        return [target for target, keys in self._succ[name].items() for key in keys if key < 0]
 
     def is_used(self, name: str) -> bool:
         """True when any node consumes `name` through a data or control edge."""
-        return bool(self._nx.out_degree(name))
+        return bool(self._succ[name])
 
     def reachable(self, seeds: Iterable[str], *, backward: bool = False) -> set[str]:
         """The `seeds` and every node they reach through data and control edges (towards consumers, or
         towards producers with `backward=True`)."""
-        step = self._nx.predecessors if backward else self._nx.successors
+        adjacency = self._pred if backward else self._succ
         reached = set(seeds)
         stack = list(reached)
         while stack:
-            for other in step(stack.pop()):
+            for other in adjacency[stack.pop()]:
                 if other not in reached:
                     reached.add(other)
                     stack.append(other)
@@ -343,7 +391,7 @@ class Graph:
 
     def num_outputs(self, name: str) -> int | None:
         """How many outputs `name` has by TensorFlow's op registry or the function library; None if unknown."""
-        return opinfo.num_outputs(self._nx.nodes[name]["proto"], self.library)
+        return opinfo.num_outputs(self._node[name]["proto"], self.library)
 
     # ----- interface protection -------------------------------------------------------------------------------
 
@@ -391,10 +439,13 @@ class Graph:
         for source in [tensor.node for tensor in inputs] + list(control_inputs):
             if source not in self._nx:
                 raise GraphError(f"cannot add {proto.name!r}: input node {source!r} does not exist")
-        self._nx.add_node(proto.name, proto=proto)
+        name = proto.name
+        self._node[name] = {"proto": proto}
+        self._pred[name] = {}
+        self._succ[name] = {}
         self._index_colocation(proto)
         for index, tensor in enumerate(inputs):
-            self._nx.add_edge(tensor.node, proto.name, key=index, port=tensor.port)
+            self._link(tensor.node, name, index, _port_attrs(tensor.port))
         for source in control_inputs:
             self._add_control_edge(source, proto.name)
         self.mutations += 1
@@ -405,9 +456,9 @@ class Graph:
         if self.is_protected(name):
             raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
         if self.is_used(name):
-            users = sorted({target for _, target in self._nx.out_edges(name)})
+            users = sorted(self._succ[name])
             raise GraphError(f"cannot remove {name!r}: still used by {', '.join(users[:5])}")
-        self._nx.remove_node(name)
+        self._drop_node(name)
         self._drop_colocation_with({name})
         self.mutations += 1
 
@@ -417,10 +468,11 @@ class Graph:
         for name in doomed:
             if self.is_protected(name):
                 raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
-            outside = {target for _, target in self._nx.out_edges(name)} - doomed
+            outside = self._succ[name].keys() - doomed
             if outside:
                 raise GraphError(f"cannot remove {name!r}: still used by {', '.join(sorted(outside)[:5])}")
-        self._nx.remove_nodes_from(doomed)
+        for name in doomed:
+            self._drop_node(name)
         self._drop_colocation_with(doomed)
         self.mutations += len(doomed)
         return len(doomed)
@@ -429,13 +481,13 @@ class Graph:
         """Make data input slot `index` of `name` read `tensor`."""
         if tensor.node not in self._nx:
             raise GraphError(f"cannot rewire {name!r}: node {tensor.node!r} does not exist")
-        for source, _, key in list(self._nx.in_edges(name, keys=True)):
-            if key == index:
-                self._nx.remove_edge(source, name, key=index)
+        for source, keys in self._pred[name].items():
+            if index in keys:
+                self._unlink(source, name, index)
                 break
         else:
             raise GraphError(f"node {name!r} has no input {index}")
-        self._nx.add_edge(tensor.node, name, key=index, port=tensor.port)
+        self._link(tensor.node, name, index, _port_attrs(tensor.port))
         self.mutations += 1
 
     def set_inputs(self, name: str, tensors: Sequence[Tensor]) -> None:
@@ -443,11 +495,11 @@ class Graph:
         for tensor in tensors:
             if tensor.node not in self._nx:
                 raise GraphError(f"cannot rewire {name!r}: node {tensor.node!r} does not exist")
-        for source, _, key in list(self._nx.in_edges(name, keys=True)):
-            if key >= 0:
-                self._nx.remove_edge(source, name, key=key)
+        data_edges = [(source, key) for source, keys in self._pred[name].items() for key in keys if key >= 0]
+        for source, key in data_edges:
+            self._unlink(source, name, key)
         for index, tensor in enumerate(tensors):
-            self._nx.add_edge(tensor.node, name, key=index, port=tensor.port)
+            self._link(tensor.node, name, index, _port_attrs(tensor.port))
         self.mutations += 1
 
     def replace_all_uses(self, old: Tensor, new: Tensor) -> int:
@@ -456,16 +508,41 @@ class Graph:
         if old == new:
             return 0
         uses = self.uses(old)
+        attrs = _port_attrs(new.port)
         for use in uses:
-            self._nx.remove_edge(old.node, use.node, key=use.index)
-            self._nx.add_edge(new.node, use.node, key=use.index, port=new.port)
+            self._unlink(old.node, use.node, use.index)
+            self._link(new.node, use.node, use.index, attrs)
         if uses:
             self.mutations += 1
         return len(uses)
 
     def _add_control_edge(self, source: str, target: str) -> None:
         order = next(self._control_order)
-        self._nx.add_edge(source, target, key=-1 - order, order=order)
+        self._link(source, target, -1 - order, {"order": order})
+
+    def _link(self, source: str, target: str, key: int, attrs: dict[str, Any]) -> None:
+        """Add edge `source -> target` with `key` in networkx's adjacency dicts (as `add_edge` would)."""
+        keys = self._pred[target].get(source)
+        if keys is None:
+            keys = self._pred[target][source] = self._succ[source][target] = {}
+        keys[key] = attrs
+
+    def _unlink(self, source: str, target: str, key: int) -> None:
+        """Remove edge `source -> target` with `key` (as networkx's `remove_edge` would)."""
+        keys = self._pred[target][source]
+        del keys[key]
+        if not keys:
+            del self._pred[target][source]
+            del self._succ[source][target]
+
+    def _drop_node(self, name: str) -> None:
+        """Remove `name` and its edges (as networkx's `remove_node` would)."""
+        for target in self._succ.pop(name):
+            del self._pred[target][name]
+        for source in self._pred.pop(name):
+            if source != name:  # a self-loop went with `_succ[name]`
+                del self._succ[source][name]
+        del self._node[name]
 
     def add_control_input(self, name: str, source: str) -> bool:
         """Give `name` a control input from `source` unless it has one already; return whether it was added."""
@@ -479,32 +556,32 @@ class Graph:
 
     def remove_control_input(self, name: str, source: str) -> bool:
         """Drop every control input of `name` from `source`; return whether there was one."""
-        keys = [key for src, _, key in self._nx.in_edges(name, keys=True) if key < 0 and src == source]
+        keys = [key for key in self._pred[name].get(source, ()) if key < 0]
         for key in keys:
-            self._nx.remove_edge(source, name, key=key)
+            self._unlink(source, name, key)
         if keys:
             self.mutations += 1
         return bool(keys)
 
     def set_op(self, name: str, op: str) -> None:
         """Change the op of `name` (its attrs stay; adjust them with `set_attr`/`del_attr`)."""
-        proto = self._nx.nodes[name]["proto"]
+        proto = self._node[name]["proto"]
         if proto.op != op:
             proto.op = op
             self.mutations += 1
 
     def set_attr(self, name: str, key: str, value: AttrValue) -> None:
         """Set attr `key` of `name` to a copy of `value`."""
-        attrs = self._nx.nodes[name]["proto"].attr
+        attrs = self._node[name]["proto"].attr
         if key not in attrs or attrs[key] != value:
             attrs[key].CopyFrom(value)
             if key == _COLOCATION_ATTR:
-                self._index_colocation(self._nx.nodes[name]["proto"])
+                self._index_colocation(self._node[name]["proto"])
             self.mutations += 1
 
     def del_attr(self, name: str, key: str) -> None:
         """Remove attr `key` from `name`, if it has it."""
-        attrs = self._nx.nodes[name]["proto"].attr
+        attrs = self._node[name]["proto"].attr
         if key in attrs:
             del attrs[key]
             self.mutations += 1
@@ -556,7 +633,7 @@ class Graph:
             for name in self._colocated_with.pop(target, ()):
                 if name not in self._nx:
                     continue
-                attrs = self._nx.nodes[name]["proto"].attr
+                attrs = self._node[name]["proto"].attr
                 if _COLOCATION_ATTR not in attrs:
                     continue
                 entries = attrs[_COLOCATION_ATTR].list.s
