@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import ENV, build_fixture  # noqa: E402
+from benchmarks.common import ENV, build_fixture, peak_rss  # noqa: E402
 
 FREEZING_PIPELINE = "inline,freeze,strip,identity,fold,fold-batch-norms,arith,cse,prune"
 MODELS = ("tf_keras_MobileNetV2", "tf_keras_ResNet50", "keras3_MobileNetV2", "keras3_ResNet50", "bn_cond_v1")
@@ -66,17 +65,6 @@ RATIOS = ("bytes", "load_and_first_seconds", "peak_rss", "peak_rss_over_import")
 
 
 # ----- the measuring process: import TensorFlow, load one form of one model, run one batch --------------------------
-
-
-def _peak_rss() -> int:
-    """This process's peak resident memory in bytes. `VmHWM` belongs to the process's own address space;
-    `ru_maxrss` would not do: after `fork` + `exec` it keeps the parent's peak (which holds TensorFlow and the
-    model being optimized)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
 
 
 def _load_checkpoint(spec: dict[str, Any], tf: Any, feeds: list[np.ndarray]) -> Any:
@@ -150,7 +138,7 @@ def measure(spec_path: str) -> int:
     import tensorflow as tf
 
     imported = time.perf_counter()
-    rss_import = _peak_rss()
+    rss_import = peak_rss()
     batch = np.load(spec["feeds"])
     feeds = [batch[f"arr_{index}"] for index in range(len(spec["inputs"]))]
     run = LOADERS[spec["loader"]](spec, tf, feeds)
@@ -162,7 +150,7 @@ def measure(spec_path: str) -> int:
         "import_seconds": imported - started,
         "load_seconds": loaded - imported,
         "first_inference_seconds": done - loaded,
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss(),
         "peak_rss_after_import": rss_import,
     }
     Path(spec["result"]).write_text(json.dumps(result))
