@@ -95,7 +95,7 @@ def frontier_graph_def(
         node = graph_def.node.add(name=known_names[tensor], op="Const")
         node.attr["dtype"].type = known[tensor].dtype
         node.attr["value"].tensor.CopyFrom(known[tensor])
-    for name in graph.nx:  # graph order, for a readable frontier
+    for name in graph:  # graph order, for a readable frontier
         if name not in closure:
             continue
         out = graph_def.node.add()

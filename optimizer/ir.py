@@ -124,6 +124,9 @@ class Graph:
         self._inputs: list[Tensor] = []
         self._outputs: list[Tensor] = []
         self._protected: set[str] = set()
+        self._input_nodes: set[str] = set()
+        self._output_nodes: set[str] = set()
+        self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
         self._colocated_with: dict[str, set[str]] = {}  # node -> nodes whose `_class` names it (may be stale)
         self.mutations = 0
 
@@ -154,6 +157,10 @@ class Graph:
             node_store[name] = {"proto": node}
             pred[name] = {}
             succ[name] = {}
+            by_op = graph._by_op.get(node.op)
+            if by_op is None:
+                by_op = graph._by_op[node.op] = {}
+            by_op[name] = None
             if _COLOCATION_ATTR in node.attr:
                 graph._index_colocation(node)
         for node in nodes:
@@ -274,7 +281,9 @@ class Graph:
         self._update_protected()
 
     def _update_protected(self) -> None:
-        self._protected = {tensor.node for tensor in self._inputs} | {tensor.node for tensor in self._outputs}
+        self._input_nodes = {tensor.node for tensor in self._inputs}
+        self._output_nodes = {tensor.node for tensor in self._outputs}
+        self._protected = self._input_nodes | self._output_nodes
 
     def __len__(self) -> int:
         return len(self._node)
@@ -298,11 +307,13 @@ class Graph:
 
     def op_counts(self) -> dict[str, int]:
         """How many nodes of each op the graph has."""
-        counts: dict[str, int] = {}
-        for data in self._node.values():
-            op = data["proto"].op
-            counts[op] = counts.get(op, 0) + 1
-        return counts
+        return {op: len(names) for op, names in self._by_op.items() if names}
+
+    def nodes_of(self, ops: str | Iterable[str]) -> list[str]:
+        """The names of the nodes whose op is `ops` (or one of them), without a sweep of the graph: grouped by
+        op in sorted op order, each group in the order its nodes got their op."""
+        wanted = [ops] if isinstance(ops, str) else sorted(ops)
+        return [name for op in wanted for name in self._by_op.get(op, ())]
 
     def constant_bytes(self) -> int:
         """Bytes of every `Const` node's serialized value (weights are measured, not decoded)."""
@@ -317,6 +328,16 @@ class Graph:
         for source, keys in self._pred[name].items():
             for key, attrs in keys.items():
                 yield source, key, attrs
+
+    def out_edges(self, name: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """Every edge out of `name` as `(target, key, attrs)` (keys and attrs as in `in_edges`)."""
+        for target, keys in self._succ[name].items():
+            for key, attrs in keys.items():
+                yield target, key, attrs
+
+    def in_degree(self, name: str) -> int:
+        """How many edges (data and control) enter `name`."""
+        return sum(len(keys) for keys in self._pred[name].values())
 
     def predecessors(self, name: str) -> KeysView[str]:
         """The nodes `name` has a data or control input from (a live view: copy it before mutating)."""
@@ -396,10 +417,10 @@ class Graph:
     # ----- interface protection -------------------------------------------------------------------------------
 
     def is_graph_input(self, name: str) -> bool:
-        return any(tensor.node == name for tensor in self._inputs)
+        return name in self._input_nodes
 
     def is_graph_output(self, name: str) -> bool:
-        return any(tensor.node == name for tensor in self._outputs)
+        return name in self._output_nodes
 
     def is_protected(self, name: str) -> bool:
         """True for nodes that hold a graph input or output: they are never removed or renamed."""
@@ -443,6 +464,7 @@ class Graph:
         self._node[name] = {"proto": proto}
         self._pred[name] = {}
         self._succ[name] = {}
+        self._by_op.setdefault(proto.op, {})[name] = None
         self._index_colocation(proto)
         for index, tensor in enumerate(inputs):
             self._link(tensor.node, name, index, _port_attrs(tensor.port))
@@ -542,7 +564,8 @@ class Graph:
         for source in self._pred.pop(name):
             if source != name:  # a self-loop went with `_succ[name]`
                 del self._succ[source][name]
-        del self._node[name]
+        op = self._node.pop(name)["proto"].op
+        del self._by_op[op][name]
 
     def add_control_input(self, name: str, source: str) -> bool:
         """Give `name` a control input from `source` unless it has one already; return whether it was added."""
@@ -567,6 +590,8 @@ class Graph:
         """Change the op of `name` (its attrs stay; adjust them with `set_attr`/`del_attr`)."""
         proto = self._node[name]["proto"]
         if proto.op != op:
+            del self._by_op[proto.op][name]
+            self._by_op.setdefault(op, {})[name] = None
             proto.op = op
             self.mutations += 1
 

@@ -171,13 +171,13 @@ def lower(body: FunctionBody, signatures: Signatures, name: str | None = None) -
         output, index = slots[tensor.node][tensor.port]
         return f"{tensor.node}:{output}:{index}"
 
-    for node_name, proto in graph.nx.nodes(data="proto"):
-        if node_name in arg_names:
+    for node in graph.nodes():
+        if node.name in arg_names:
             continue
         out = function.node_def.add()
-        out.CopyFrom(proto)
-        out.input.extend(spell(tensor) for tensor in graph.inputs_of(node_name))
-        out.input.extend("^" + source for source in graph.control_inputs_of(node_name) if source not in arg_names)
+        out.CopyFrom(node.proto)
+        out.input.extend(spell(tensor) for tensor in graph.inputs_of(node.name))
+        out.input.extend("^" + source for source in graph.control_inputs_of(node.name) if source not in arg_names)
     for arg, tensor in zip(function.signature.output_arg, graph.outputs, strict=True):
         function.ret[arg.name] = spell(tensor)
     for key, node_name in body.function.control_ret.items():
@@ -203,7 +203,7 @@ def called_functions(node: NodeDef, names: Collection[str]) -> list[str]:
 def referenced_functions(graph: Graph, roots: Iterable[NodeDef] | None = None) -> set[str]:
     """The library functions `roots` (default: the graph's nodes) call, transitively, with their gradients."""
     names = {function.signature.name for function in graph.library.function}
-    nodes = roots if roots is not None else (proto for _, proto in graph.nx.nodes(data="proto"))
+    nodes = roots if roots is not None else (node.proto for node in graph.nodes())
     return _closure(graph, [name for node in nodes for name in called_functions(node, names)])
 
 

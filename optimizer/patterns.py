@@ -223,13 +223,13 @@ def remove_dead(graph: Graph, seeds: Iterable[str]) -> int:
 
 def topological_order(graph: Graph) -> list[str]:
     """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
-    graph_nx = graph.nx
-    position = {name: index for index, name in enumerate(graph_nx)}
-    indegree = dict.fromkeys(graph_nx, 0)
-    loop_back = {name for name in graph_nx if graph.op(name) in LOOP_BACK_OPS}
-    for source, target in graph_nx.edges():
-        if source not in loop_back:
-            indegree[target] += 1
+    names = list(graph)
+    position = {name: index for index, name in enumerate(names)}
+    loop_back = {name for name in names if graph.op(name) in LOOP_BACK_OPS}
+    indegree = {name: len(graph.predecessors(name)) for name in names}
+    for name in loop_back:
+        for target in graph.successors(name):
+            indegree[target] -= 1
     ready = [(position[name], name) for name, degree in indegree.items() if degree == 0]
     heapq.heapify(ready)
     order: list[str] = []
@@ -238,11 +238,11 @@ def topological_order(graph: Graph) -> list[str]:
         order.append(name)
         if name in loop_back:
             continue
-        for _, target in graph_nx.out_edges(name):
+        for target in graph.successors(name):
             indegree[target] -= 1
             if indegree[target] == 0:
                 heapq.heappush(ready, (position[target], target))
     if len(order) != len(position):
         placed = set(order)
-        order.extend(name for name in graph_nx if name not in placed)
+        order.extend(name for name in names if name not in placed)
     return order

@@ -64,7 +64,7 @@ class StaticShapes:
         self._graph = graph
         self._tf_graph = tf_graph
         # The node protos inferred: a name later reused by another node must not answer for it.
-        self._protos = {name: proto for name, proto in graph.nx.nodes(data="proto")} if tf_graph is not None else {}
+        self._protos = {node.name: node.proto for node in graph.nodes()} if tf_graph is not None else {}
 
     @classmethod
     def infer(cls, graph: Graph, input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> StaticShapes:
@@ -89,7 +89,7 @@ class StaticShapes:
     def _output(self, tensor: Tensor) -> Any | None:
         if self._tf_graph is None or tensor.node not in self._graph:
             return None
-        if self._protos.get(tensor.node) is not self._graph.nx.nodes[tensor.node]["proto"]:
+        if self._protos.get(tensor.node) is not self._graph.node(tensor.node).proto:
             return None
         try:
             outputs = self._tf_graph.get_operation_by_name(tensor.node).outputs

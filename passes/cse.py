@@ -142,7 +142,7 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
         if name not in graph:
             continue
         if merge_refusal(graph, name) is not None or any(
-            source not in state.class_of for source in graph.nx.predecessors(name)
+            source not in state.class_of for source in graph.predecessors(name)
         ):
             state.fresh(name)
             continue

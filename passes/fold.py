@@ -193,7 +193,7 @@ class _Round:
     def control_flow_reach(self) -> set[str]:
         """Nodes that TF1 control flow (a `Switch`, `Merge` or `Enter`) reaches: conditional or in a loop frame."""
         if self._control_flow_reach is None:
-            seeds = [name for name in self.graph.nx if self.graph.op(name) in CONTROL_FLOW_OPS]
+            seeds = self.graph.nodes_of(CONTROL_FLOW_OPS)
             self._control_flow_reach = self.graph.reachable(seeds)
         return self._control_flow_reach
 
@@ -242,7 +242,7 @@ class _Round:
         """Compute the values of the shape ops whose input shapes are static (into `shape_values`), inferring the
         shapes of their inputs with one import of the whole graph when any input is not a constant."""
         graph = self.graph
-        shape_ops = [name for name in graph.nx if graph.op(name) in SHAPE_OPS and self.admissible(name)]
+        shape_ops = [name for name in graph.nodes_of(SHAPE_OPS) if self.admissible(name)]
         inputs = {tensor for name in shape_ops for tensor in graph.inputs_of(name)}
         for tensor in inputs:
             if is_constant(graph, tensor.node) and tensor.port == 0:
@@ -262,14 +262,17 @@ class _Round:
         constants; a shape op in `shape_values` does not wait for its data input). With `guard`, the size guard
         applies (it needs `infos` of the nodes the unguarded walk found); that walk fills `materialized`."""
         graph = self.graph
-        graph_nx = graph.nx
-        pending: dict[str, int] = {}
-        for name in graph_nx:
-            degree = graph_nx.in_degree(name)
-            if name in self.shape_values:
-                degree -= sum(1 for _, _, key in graph_nx.in_edges(name, keys=True) if key >= 0)
-            pending[name] = degree
-        resolved = {name for name in graph_nx if is_constant(graph, name)}
+        pending: dict[str, int] = {}  # edges not yet resolved, for each node the walk reached
+
+        def unresolved(name: str) -> int:
+            if name not in pending:
+                if name in self.shape_values:
+                    pending[name] = sum(1 for _, key, _ in graph.in_edges(name) if key < 0)
+                else:
+                    pending[name] = graph.in_degree(name)
+            return pending[name]
+
+        resolved = {name for name in graph.nodes_of(foldable.CONSTANT_OPS) if is_constant(graph, name)}
         ready = deque(sorted(resolved))
         order: list[str] = []
         self.materialized.clear()
@@ -282,12 +285,12 @@ class _Round:
                 self.materialized[Tensor(name, port)] = value
 
         for name in self.shape_values:
-            if pending[name] == 0:
+            if unresolved(name) == 0:
                 admit(name)
         while ready:
             name = ready.popleft()
-            for _, target in graph_nx.out_edges(name):
-                pending[target] -= 1
+            for target, _, _ in graph.out_edges(name):
+                pending[target] = unresolved(target) - 1
                 if pending[target] or target in resolved:
                     continue
                 if target in self.shape_values or (
@@ -303,8 +306,8 @@ class _Round:
         Returns pick node -> (the Shape's tensor, the stand-in vector, the sentinels)."""
         graph = self.graph
         found: dict[str, tuple[Tensor, TensorProto, list[int]]] = {}
-        for name in graph.nx:
-            if graph.op(name) != "Shape" or name in folded or not self.admissible(name):
+        for name in graph.nodes_of("Shape"):
+            if name in folded or not self.admissible(name):
                 continue
             inputs = graph.inputs_of(name)
             info = self.infos.get(inputs[0]) if len(inputs) == 1 else None
@@ -371,13 +374,13 @@ def _data_order(graph: Graph, names: list[str]) -> list[str]:
     """`names` reordered so that each comes after those of them it reads (a shape op may have been admitted
     before the node whose shape it takes)."""
     members = set(names)
-    pending = {name: sum(1 for source in graph.nx.predecessors(name) if source in members) for name in names}
+    pending = {name: sum(1 for source in graph.predecessors(name) if source in members) for name in names}
     ready = deque(name for name in names if pending[name] == 0)
     order: list[str] = []
     while ready:
         name = ready.popleft()
         order.append(name)
-        for target in graph.nx.successors(name):
+        for target in graph.successors(name):
             if target in members:
                 pending[target] -= 1
                 if pending[target] == 0:
@@ -535,7 +538,7 @@ def _freed_by_folding(graph: Graph, name: str, folded: set[str]) -> int:
     for source in {tensor.node for tensor in graph.inputs_of(name)}:
         if not (is_constant(graph, source) or source in folded) or graph.is_protected(source):
             continue
-        if all(target == name for _, target in graph.nx.out_edges(source)):
+        if all(target == name for target in graph.successors(source)):
             freed += 1
     return freed
 
@@ -651,9 +654,8 @@ def _resolve_merge(graph: Graph, merge: str, dead_inputs: set[int]) -> None:
 
 def resolve_switches(graph: Graph, ctx: PassContext) -> None:
     """Resolve every `Switch` whose predicate is a constant scalar bool without control inputs."""
-    for node in graph.nodes():
-        name = node.name
-        if node.op != "Switch" or name not in graph or graph.control_inputs_of(name):
+    for name in graph.nodes_of("Switch"):
+        if name not in graph or graph.op(name) != "Switch" or graph.control_inputs_of(name):
             continue
         inputs = graph.inputs_of(name)
         if len(inputs) != 2:
@@ -731,7 +733,7 @@ def inline_conditionals(graph: Graph, ctx: PassContext) -> None:
     reach: set[str] | None = None
     signatures: Signatures | None = None
     branches: list[str] = []
-    for node in graph.nodes():
+    for node in [graph.node(name) for name in graph.nodes_of(CONDITIONAL_CALLS)]:
         if node.op not in CONDITIONAL_CALLS or node.name not in graph or not graph.inputs_of(node.name):
             continue
         branch_attrs = ("then_branch", "else_branch") if node.op.endswith("If") else ("branches",)
@@ -742,7 +744,7 @@ def inline_conditionals(graph: Graph, ctx: PassContext) -> None:
             ctx.logger.debug("fold: keep %s: %s", node.name, function)
             continue
         if reach is None:
-            reach = graph.reachable(n for n in graph.nx if graph.op(n) in CONTROL_FLOW_OPS)
+            reach = graph.reachable(graph.nodes_of(CONTROL_FLOW_OPS))
         if node.name in reach:
             ctx.logger.debug("fold: keep %s: it lies inside TF1 control flow", node.name)
             continue
@@ -770,13 +772,14 @@ def drop_constant_control_inputs(graph: Graph, ctx: PassContext) -> None:
     """Drop every control edge from a `Const` that has no control inputs itself: it carries nothing. A constant
     that no longer has any consumer goes."""
     sources: list[str] = []
-    for name in list(graph.nx):
-        for source in graph.control_inputs_of(name):
-            if is_constant(graph, source) and not graph.control_inputs_of(source):
-                if not ctx.allow_rewrite():
-                    break
-                graph.remove_control_input(name, source)
-                sources.append(source)
+    for source in graph.nodes_of(foldable.CONSTANT_OPS):
+        if not is_constant(graph, source) or graph.control_inputs_of(source):
+            continue
+        for name in graph.control_consumers(source):
+            if not ctx.allow_rewrite():
+                break
+            graph.remove_control_input(name, source)
+            sources.append(source)
     _remove_unused(graph, sources, set())
 
 

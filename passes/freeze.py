@@ -217,7 +217,7 @@ class _Freezer:
         if values is None or not names:
             return
         weights = sum(values.spec(name).nbytes for name in names)
-        nodes = sum(proto.ByteSize() for _, proto in self.graph.nx.nodes(data="proto"))
+        nodes = sum(node.proto.ByteSize() for node in self.graph.nodes())
         total = weights + nodes + self.graph.library.ByteSize()
         if total > self.limit:
             raise OptimizerError(
@@ -439,7 +439,7 @@ class _Freezer:
         pending = sorted(scope.emptied)
         while pending:
             name = pending.pop()
-            if name not in graph or graph.nx.in_degree(name) or graph.is_protected(name):
+            if name not in graph or graph.predecessors(name) or graph.is_protected(name):
                 continue
             for consumer in graph.control_consumers(name):
                 graph.remove_control_input(consumer, name)

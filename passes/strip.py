@@ -96,7 +96,7 @@ def _remove_empty_noops(graph: Graph, ctx: PassContext) -> None:
     pending.reverse()  # pop() then visits them in graph order
     while pending:
         name = pending.pop()
-        if name not in graph or graph.nx.in_degree(name):
+        if name not in graph or graph.predecessors(name):
             continue
         consumers = graph.control_consumers(name)
         protected = graph.is_protected(name)
