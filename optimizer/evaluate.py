@@ -14,7 +14,10 @@ Contract
   split in halves and each half is retried, so that one bad node costs a few extra calls, not the batch; the
   failing fetches come back in `failures` with TensorFlow's message.
 - `frontier_shapes(graph, fetches, known)` gives the static dtype and shape of fetches from the same frontier,
-  imported but not run: a caller's size guard decides from it before anything is computed.
+  imported but not run: a caller's size guard decides from it before anything is computed. Given an `Imported`,
+  it keeps the imported graph there, and `evaluate` given the same `Imported` runs in it (one import, not two)
+  when it holds every fetch and the known values are a subset of those it was built with; the graph must not
+  have changed in between.
 - Values come back as numpy arrays with their TensorFlow dtype, exactly as TF computed them. `to_tensor_proto`
   encodes one for a `Const`: an array whose elements are all bitwise equal is stored as one value and a shape
   (TensorFlow repeats the last value), anything else in full.
@@ -42,6 +45,20 @@ _COLOCATION_ATTR = "_class"
 
 class NotFoldable(ValueError):
     """A fetch depends on something that must not be executed or is not constant."""
+
+
+@dataclass
+class Imported:
+    """A frontier imported into TensorFlow by `frontier_shapes`, for `evaluate` to run in (see the contract)."""
+
+    tf_graph: Any = None
+    known: frozenset[Tensor] = frozenset()
+
+    def holds(self, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto]) -> bool:
+        if self.tf_graph is None or not set(known) <= self.known:
+            return False
+        names = {operation.name for operation in self.tf_graph.get_operations()}
+        return all(tensor.node in names for tensor in fetches)
 
 
 @dataclass
@@ -121,7 +138,10 @@ def _session_config() -> Any:
 
 
 def frontier_shapes(
-    graph: Graph, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto] | None = None
+    graph: Graph,
+    fetches: Sequence[Tensor],
+    known: Mapping[Tensor, TensorProto] | None = None,
+    keep: Imported | None = None,
 ) -> dict[Tensor, tuple[int, tuple[int | None, ...] | None]]:
     """The static dtype (`DataType` enum) and shape (None: unknown rank) of each fetch, from TensorFlow's shape
     inference over the frontier (an import, nothing runs): what a size guard reads before evaluating. When the
@@ -142,6 +162,8 @@ def frontier_shapes(
             if len(batch) > 1:
                 batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
             continue
+        if keep is not None and len(batch) == len(wanted):
+            keep.tf_graph, keep.known = imported, frozenset(known or ())
         for tensor in batch:
             static = imported.get_tensor_by_name(str(tensor))
             shape = None if static.shape.rank is None else tuple(static.shape.as_list())
@@ -149,12 +171,16 @@ def frontier_shapes(
     return found
 
 
-def run_frontier(graph_def: GraphDef, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
-    """Run `graph_def` once on the CPU and return the fetched values and their TF dtypes."""
+def run_frontier(graph_def: GraphDef | Any, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
+    """Run `graph_def` (or a `tf.Graph` it was imported into) once on the CPU and return the fetched values and
+    their TF dtypes."""
     tf = tensorflow()
-    imported = tf.Graph()
-    with imported.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
+    if isinstance(graph_def, GraphDef):
+        imported = tf.Graph()
+        with imported.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+    else:
+        imported = graph_def
     names = [str(tensor) for tensor in fetches]
     dtypes = [imported.get_tensor_by_name(name).dtype for name in names]
     with tf.compat.v1.Session(graph=imported, config=_session_config()) as session:
@@ -162,7 +188,12 @@ def run_frontier(graph_def: GraphDef, fetches: Sequence[Tensor]) -> tuple[list[n
     return [np.asarray(value) for value in values], dtypes
 
 
-def evaluate(graph: Graph, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto] | None = None) -> Evaluation:
+def evaluate(
+    graph: Graph,
+    fetches: Sequence[Tensor],
+    known: Mapping[Tensor, TensorProto] | None = None,
+    imported: Imported | None = None,
+) -> Evaluation:
     """Compute `fetches` in one TensorFlow call (more only when it fails); see the module docstring."""
     result = Evaluation()
     known = known or {}
@@ -174,14 +205,20 @@ def evaluate(graph: Graph, fetches: Sequence[Tensor], known: Mapping[Tensor, Ten
             result.dtypes[tensor] = tf.as_dtype(known[tensor].dtype)
         else:
             pending.append(tensor)
-    # Refuse the whole request before running anything when any part of it is unsafe.
-    graph_def = frontier_graph_def(graph, pending, known) if pending else None
-    batches: list[tuple[list[Tensor], GraphDef | None]] = [(pending, graph_def)] if pending else []
+    # Refuse the whole request before running anything when any part of it is unsafe (an `Imported` that holds
+    # the fetches was refused or accepted when `frontier_shapes` built it).
+    prepared: Any = None
+    if pending:
+        reuse = imported is not None and imported.holds(pending, known)
+        prepared = imported.tf_graph if reuse and imported is not None else frontier_graph_def(graph, pending, known)
+    batches: list[tuple[list[Tensor], Any]] = [(pending, prepared)] if pending else []
     while batches:
         batch, prepared = batches.pop()
         result.calls += 1
         try:
-            values, dtypes = run_frontier(prepared or frontier_graph_def(graph, batch, known), batch)
+            values, dtypes = run_frontier(
+                prepared if prepared is not None else frontier_graph_def(graph, batch, known), batch
+            )
         except Exception as error:  # TensorFlow raises many types; any of them fails this batch only
             if len(batch) == 1:
                 result.failures[batch[0]] = _first_line(error)

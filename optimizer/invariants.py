@@ -3,10 +3,13 @@
 - every declared input and output names an existing node and a port it has;
 - each node's data inputs fill slots 0..n-1 and read ports their producers have;
 - no cycle except through `NextIteration` (TF1 while loops).
-Node names are unique and inputs resolve by construction of the networkx graph. One sweep over nodes and edges.
+Node names are unique and inputs resolve by construction of the networkx graph. A full check is one sweep over
+nodes and edges; a check of the nodes a pass touched costs in proportion to them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from optimizer.errors import GraphError
 from optimizer.ir import Graph
@@ -14,8 +17,10 @@ from optimizer.ir import Graph
 LOOP_BACK_OPS = frozenset({"NextIteration", "RefNextIteration"})
 
 
-def check_graph(graph: Graph) -> None:
-    """Raise GraphError naming the first broken invariant."""
+def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
+    """Raise GraphError naming the first broken invariant. With `touched` (the nodes a pass changed, from
+    `Graph.take_touched`), only what a change there can break is checked: the inputs of those nodes and the reads
+    of their outputs; no cycle is looked for (the manager checks the whole graph once after its last pass)."""
     for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
         for tensor in tensors:
             if tensor.node not in graph:
@@ -23,8 +28,18 @@ def check_graph(graph: Graph) -> None:
             count = graph.num_outputs(tensor.node)
             if count is not None and tensor.port >= count:
                 raise GraphError(f"graph {kind} {tensor}: node has only {count} output(s)")
+    if touched is None:
+        _check_inputs(graph, graph)
+        _check_acyclic(graph)
+        return
+    present = [name for name in touched if name in graph]
+    _check_inputs(graph, dict.fromkeys([*present, *(user for name in present for user in graph.successors(name))]))
+
+
+def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
+    """Data inputs of each of `names` fill slots 0..n-1 and read ports their producers have."""
     output_counts: dict[str, int | None] = {}
-    for name in graph:
+    for name in names:
         slots: list[int] = []
         for source, key, attrs in graph.in_edges(name):
             if key < 0:
@@ -37,7 +52,6 @@ def check_graph(graph: Graph) -> None:
                 raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")
         if slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
             raise GraphError(f"node {name!r} has data inputs in slots {sorted(slots)}, not 0..{len(slots) - 1}")
-    _check_acyclic(graph)
 
 
 def _check_acyclic(graph: Graph) -> None:

@@ -127,6 +127,7 @@ class Graph:
         self._input_nodes: set[str] = set()
         self._output_nodes: set[str] = set()
         self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
+        self._touched: set[str] = set()  # see `take_touched`
         self._colocated_with: dict[str, set[str]] = {}  # node -> nodes whose `_class` names it (may be stale)
         self.mutations = 0
 
@@ -393,6 +394,12 @@ class Graph:
         """The nodes that have a control input from `name`."""
         return [target for target, keys in self._succ[name].items() for key in keys if key < 0]
 
+    def take_touched(self) -> set[str]:
+        """The nodes added, or whose op, attrs or inputs changed, since the last call (or since lifting); some may
+        have been removed since. Starts a new set: the manager checks only these between passes."""
+        touched, self._touched = self._touched, set()
+        return touched
+
     def is_used(self, name: str) -> bool:
         """True when any node consumes `name` through a data or control edge."""
         return bool(self._succ[name])
@@ -465,6 +472,7 @@ class Graph:
         self._pred[name] = {}
         self._succ[name] = {}
         self._by_op.setdefault(proto.op, {})[name] = None
+        self._touched.add(name)
         self._index_colocation(proto)
         for index, tensor in enumerate(inputs):
             self._link(tensor.node, name, index, _port_attrs(tensor.port))
@@ -548,11 +556,13 @@ class Graph:
         if keys is None:
             keys = self._pred[target][source] = self._succ[source][target] = {}
         keys[key] = attrs
+        self._touched.add(target)
 
     def _unlink(self, source: str, target: str, key: int) -> None:
         """Remove edge `source -> target` with `key` (as networkx's `remove_edge` would)."""
         keys = self._pred[target][source]
         del keys[key]
+        self._touched.add(target)
         if not keys:
             del self._pred[target][source]
             del self._succ[source][target]
@@ -593,6 +603,7 @@ class Graph:
             del self._by_op[proto.op][name]
             self._by_op.setdefault(op, {})[name] = None
             proto.op = op
+            self._touched.add(name)
             self.mutations += 1
 
     def set_attr(self, name: str, key: str, value: AttrValue) -> None:
@@ -602,6 +613,7 @@ class Graph:
             attrs[key].CopyFrom(value)
             if key == _COLOCATION_ATTR:
                 self._index_colocation(self._node[name]["proto"])
+            self._touched.add(name)
             self.mutations += 1
 
     def del_attr(self, name: str, key: str) -> None:
@@ -609,6 +621,7 @@ class Graph:
         attrs = self._node[name]["proto"].attr
         if key in attrs:
             del attrs[key]
+            self._touched.add(name)
             self.mutations += 1
 
     # ----- the function library -------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Contract
   `max_iterations` is reached.
 - `changed` is computed from the graph's mutation counter. A pass that returns a boolean contrary to it is a bug
   and fails the run.
-- After each pass that changed the graph, `check_graph` runs (unless `check=False`).
+- After each pass that changed the graph, `check_graph` checks the nodes it touched, and after the last pass of
+  a run that changed anything, the whole graph (cycles included); `check=False` turns both off.
 - Any failure is re-raised as `PassError` naming the pass and the passes that ran before it; with
   `keep_going=True` the graph is instead rolled back to its state before that pass, the error is recorded in the
   pass's record, and the run goes on.
@@ -111,6 +112,7 @@ class PassManager:
             str(self.pipeline), op_counts_before=graph.op_counts(), constant_bytes_before=graph.constant_bytes()
         )
         done: list[str] = []
+        graph.take_touched()
         for iteration in range(1, (self.max_iterations if self.fixed_point else 1) + 1):
             report.iterations = iteration
             changed = False
@@ -126,6 +128,11 @@ class PassManager:
                 changed |= record.changed
             if not changed:
                 break
+        if self.check and report.changed:
+            try:
+                check_graph(graph)
+            except OptimizerError as error:
+                raise PassError(f"the graph is broken after {', '.join(done)}: {error}") from error
         report.op_counts_after = graph.op_counts()
         report.constant_bytes_after = graph.constant_bytes()
         return report
@@ -151,7 +158,7 @@ class PassManager:
             if claimed is not None and bool(claimed) != (mutations > 0):
                 raise AssertionError(f"it returned changed={claimed} but made {mutations} mutation(s)")
             if mutations and self.check:
-                check_graph(graph)
+                check_graph(graph, graph.take_touched())
         except Exception as error:
             after = f" after {', '.join(done)}" if done else " (the first pass)"
             message = f"pass {str(step)!r} failed{after}: {error}"

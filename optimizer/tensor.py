@@ -9,9 +9,43 @@ import numpy as np
 from optimizer._tf import tensorflow
 from optimizer.protos import AttrValue, TensorProto
 
+_FAST_DTYPES: dict[int, tuple[type, str]] = {
+    1: (np.float32, "float_val"),
+    2: (np.float64, "double_val"),
+    3: (np.int32, "int_val"),
+    9: (np.int64, "int64_val"),
+    10: (np.bool_, "bool_val"),
+}
+"""DataType enum -> numpy type and repeated field, for the dtypes decoded here without TensorFlow."""
+
 
 def to_numpy(proto: TensorProto) -> np.ndarray:
-    """The values of `proto` as a numpy array (TensorFlow's own decoding, so every dtype round-trips)."""
+    """The values of `proto` as a numpy array, exactly as `tf.make_ndarray` gives them (its rules: `tensor_content`
+    first, else the typed repeated field with its last value repeated to fill the shape, zeros when empty).
+    Float32/64, int32/64 and bool are decoded here (a constant is decoded in microseconds, not tens of them);
+    every other dtype, and any proto those rules reject, goes to TensorFlow."""
+    fast = _FAST_DTYPES.get(proto.dtype)
+    if fast is not None:
+        dtype, field = fast
+        shape = [dim.size for dim in proto.tensor_shape.dim]
+        count = 1
+        for size in shape:
+            count *= size
+        content = proto.tensor_content
+        if count >= 0 and min(shape, default=0) >= 0:
+            if content:
+                if len(content) == count * np.dtype(dtype).itemsize:
+                    return np.frombuffer(content, dtype=dtype).copy().reshape(shape)
+            else:
+                values = getattr(proto, field)
+                given = len(values)
+                if given == 0:
+                    return np.zeros(shape, dtype)
+                if given <= count:
+                    array = np.empty(count, dtype)
+                    array[:given] = values
+                    array[given:] = values[-1]
+                    return array.reshape(shape)
     return np.asarray(tensorflow().make_ndarray(proto))
 
 

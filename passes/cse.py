@@ -20,6 +20,7 @@ Contract
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -50,18 +51,26 @@ _STRING = 7  # DataType DT_STRING: `Add` of strings concatenates, which does not
 Key = tuple[object, ...]
 
 
-def merge_refusal(graph: Graph, name: str) -> str | None:
-    """Why `name` must never be merged with another node, or None."""
-    node = graph.node(name)
-    op = node.op
-    if graph.is_graph_input(name):
-        return "it is a graph input (fed)"
+@functools.cache
+def _op_refusal(op: str) -> str | None:
+    """Why no node of `op` is ever merged, or None."""
     if op in PLACEHOLDER_OPS:
         return "it is a placeholder"
     if op in CONTROL_FLOW_OPS:
         return "it is a control-flow primitive"
     if opinfo.is_stateful(op):
         return "it is stateful or unknown"
+    return None
+
+
+def merge_refusal(graph: Graph, name: str) -> str | None:
+    """Why `name` must never be merged with another node, or None."""
+    if graph.is_graph_input(name):
+        return "it is a graph input (fed)"
+    node = graph.node(name)
+    reason = _op_refusal(node.op)
+    if reason is not None:
+        return reason
     if any(attr.HasField("func") or (attr.HasField("list") and attr.list.func) for attr in node.attrs.values()):
         return "it calls a function"
     if any(opinfo.has_ref_output(graph.op(tensor.node)) for tensor in graph.inputs_of(name)):

@@ -57,7 +57,7 @@ import numpy as np
 
 from optimizer import Graph, Node, Pass, PassContext, Tensor, foldable
 from optimizer._tf import tensorflow
-from optimizer.evaluate import NotFoldable, evaluate, frontier_shapes, to_tensor_proto
+from optimizer.evaluate import Imported, NotFoldable, evaluate, frontier_shapes, to_tensor_proto
 from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, signatures_of
 from optimizer.opinfo import SWITCH_OPS
 from optimizer.protos import AttrValue, FunctionDef, TensorProto
@@ -450,6 +450,7 @@ def fold_constants(
     state = _Round(graph, max_bytes, failed)
     state.materialize()
     planned = state.walk(guard=False)
+    imported = Imported()
     outputs_of = [
         Tensor(name, port)
         for name in planned
@@ -457,7 +458,7 @@ def fold_constants(
         for port in range(graph.num_outputs(name) or 1)
     ]
     try:
-        static = frontier_shapes(graph, outputs_of, state.materialized)
+        static = frontier_shapes(graph, outputs_of, state.materialized, imported)
     except NotFoldable as error:  # the walk admits only safe nodes, so this is a bug: keep the graph as it is
         ctx.logger.warning("fold: not folding this round: %s", error)
         return
@@ -484,7 +485,7 @@ def fold_constants(
     known = dict(state.materialized)
     known.update({shape: stand_in for shape, stand_in, _ in picks.values()})
     try:
-        result = evaluate(graph, fetches, known)
+        result = evaluate(graph, fetches, known, imported)
     except NotFoldable as error:  # the walk admits only safe nodes, so this is a bug: keep the graph as it is
         ctx.logger.warning("fold: not folding this round: %s", error)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from optimizer import Graph, PassContext, PassError, PassManager, Tensor, function_pass
+from optimizer.errors import GraphError
 from optimizer.invariants import check_graph
 from tests.builder import graph_of
 
@@ -76,6 +77,35 @@ def test_cycles_outside_loops_are_rejected_but_loops_pass() -> None:
         PassManager([loop_maker()]).run(graph_of(SMALL, outputs=("y",)))
     loop = "x = Placeholder()\ne = Enter(x)\nm = Merge(e, n)\nn = NextIteration(m)\n"
     check_graph(graph_of(loop, outputs=("m",)))  # the back edge through NextIteration is allowed
+
+
+def test_a_change_that_breaks_the_readers_of_a_touched_node_is_caught_after_that_pass() -> None:
+    @function_pass("narrower", register=False)
+    def narrower(graph: Graph, ctx: PassContext) -> None:
+        """Turns the two-output `u` into a one-output op while `y` still reads `u:1`."""
+        graph.set_op("u", "Neg")
+
+    @function_pass("later", register=False)
+    def later(graph: Graph, ctx: PassContext) -> None:
+        """Never reached."""
+        graph.remove("dead")
+
+    graph = graph_of("x = Placeholder()\nu = Unpack(x)\ndead = Neg(x)\ny = AddV2(u:0, u:1)\n", outputs=("y",))
+    graph.node("u").attrs["num"].i = 2
+    with pytest.raises(PassError, match=r"pass 'narrower' failed \(the first pass\): node 'y' reads u:1"):
+        PassManager([narrower(), later()]).run(graph)
+    assert "dead" in graph
+
+
+def test_between_passes_only_touched_nodes_are_checked() -> None:
+    graph = graph_of(SMALL, inputs=("x",), outputs=("y",))
+    graph.nx.add_edge("x", "a", key=2, port=0)  # a broken slot behind the IR's back: nothing touched it
+    check_graph(graph, graph.take_touched())
+    with pytest.raises(GraphError, match=r"node 'a' has data inputs in slots \[0, 2\]"):
+        check_graph(graph)
+    graph.nx.remove_edge("x", "a", key=2)
+    graph.set_input("b", 0, Tensor("x"))
+    assert graph.take_touched() == {"b"} and graph.take_touched() == set()
 
 
 def test_after_change_callbacks_see_each_changing_pass() -> None:

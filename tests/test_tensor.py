@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optimizer.protos import DataType
+from optimizer._tf import tensorflow
+from optimizer.protos import DataType, TensorProto
 from optimizer.tensor import const_attrs, from_numpy, to_numpy
+
+tf = tensorflow()
 
 
 @pytest.mark.parametrize(
@@ -33,3 +36,45 @@ def test_const_attrs_name_the_dtype() -> None:
     attrs = const_attrs(np.zeros(3, dtype=np.int32))
     assert attrs["dtype"].type == DataType.Value("DT_INT32")
     assert attrs["value"].tensor.tensor_shape.dim[0].size == 3
+
+
+def _proto(
+    dtype: int, dims: list[int], field: str = "", values: list[object] | None = None, content: bytes = b""
+) -> TensorProto:
+    proto = TensorProto(dtype=dtype, tensor_content=content)
+    for size in dims:
+        proto.tensor_shape.dim.add(size=size)
+    if field:
+        getattr(proto, field).extend(values or [])
+    return proto
+
+
+@pytest.mark.parametrize(
+    "proto",
+    [
+        _proto(1, [2, 3], "float_val", [1.5]),  # one value repeated to fill the shape
+        _proto(1, [4], "float_val", [1.0, -0.0]),  # the last value repeats
+        _proto(1, [3], "float_val", [0.1, 0.2, 0.3]),  # doubles in the proto, float32 out
+        _proto(2, [], "double_val", [2.5]),
+        _proto(3, [2, 2], "int_val", []),  # empty: zeros
+        _proto(9, [3], "int64_val", [2**40, -1]),
+        _proto(10, [2], "bool_val", [True]),
+        _proto(1, [2], content=np.array([1.0, float("nan")], np.float32).tobytes()),
+        _proto(3, [0], "int_val", []),
+        _proto(1, [], "float_val", []),
+    ],
+    ids=lambda proto: f"dtype{proto.dtype}",
+)
+def test_fast_decoding_equals_tensorflow(proto: TensorProto) -> None:
+    expected = tf.make_ndarray(proto)
+    value = to_numpy(proto)
+    assert value.dtype == expected.dtype and value.shape == expected.shape
+    assert value.tobytes() == expected.tobytes()
+
+
+def test_a_proto_tensorflow_rejects_is_rejected_the_same_way() -> None:
+    proto = _proto(1, [1], "float_val", [1.0, 2.0])  # more values than the shape holds
+    with pytest.raises(ValueError):
+        tf.make_ndarray(proto)
+    with pytest.raises(ValueError):
+        to_numpy(proto)

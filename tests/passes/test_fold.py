@@ -78,9 +78,9 @@ def count_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[list[Tensor]]:
     calls: list[list[Tensor]] = []
     real = fold_module.evaluate
 
-    def recording(g: Graph, fetches: Any, known: Any = None) -> Any:
+    def recording(g: Graph, fetches: Any, known: Any = None, imported: Any = None) -> Any:
         calls.append(list(fetches))
-        return real(g, fetches, known)
+        return real(g, fetches, known, imported)
 
     monkeypatch.setattr(fold_module, "evaluate", recording)
     return calls
