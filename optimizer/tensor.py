@@ -42,7 +42,7 @@ def to_numpy(proto: TensorProto) -> np.ndarray:
                 if given == 0:
                     return np.zeros(shape, dtype)
                 if given <= count:
-                    array = np.empty(count, dtype)
+                    array: np.ndarray = np.empty(count, dtype)
                     array[:given] = values
                     array[given:] = values[-1]
                     return array.reshape(shape)
