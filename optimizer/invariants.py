@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from optimizer import opinfo
 from optimizer.errors import GraphError
 from optimizer.ir import Graph
 
@@ -29,11 +30,34 @@ def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
             if count is not None and tensor.port >= count:
                 raise GraphError(f"graph {kind} {tensor}: node has only {count} output(s)")
     if touched is None:
-        _check_inputs(graph, graph)
-        _check_acyclic(graph)
+        lifted_reads = graph.lifted_port_reads()
+        if lifted_reads is None:
+            _check_inputs(graph, graph)
+            _check_acyclic(graph)
+        else:
+            _check_lifted_reads(graph, lifted_reads)
         return
     present = [name for name in touched if name in graph]
     _check_inputs(graph, dict.fromkeys([*present, *(user for name in present for user in graph.successors(name))]))
+
+
+def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) -> None:
+    """The port check of a graph as lifted (see `Graph.lifted_port_reads`): each read above port 0, and the
+    reads of port 0 of nodes that have no outputs; without a sweep over every edge."""
+    for source, port, reader in port_reads:
+        count = graph.num_outputs(source)
+        if count is not None and port >= count:
+            raise GraphError(f"node {reader!r} reads {source}:{port}, but {source!r} has {count} output(s)")
+    for op in graph.op_counts():
+        fixed = opinfo.fixed_output_count(op)
+        if fixed is not None and fixed > 0:
+            continue
+        for name in graph.nodes_of(op):
+            if fixed is None and graph.num_outputs(name) != 0:
+                continue
+            readers = [target for target, key, _ in graph.out_edges(name) if key >= 0]
+            if readers:
+                raise GraphError(f"node {readers[0]!r} reads {name}:0, but {name!r} has 0 output(s)")
 
 
 def _check_inputs(graph: Graph, names: Iterable[str]) -> None:

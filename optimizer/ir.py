@@ -128,6 +128,7 @@ class Graph:
         self._output_nodes: set[str] = set()
         self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
         self._touched: set[str] = set()  # see `take_touched`
+        self._lifted_port_reads: list[tuple[str, int, str]] | None = None
         self._colocated_with: dict[str, set[str]] = {}  # node -> nodes whose `_class` names it (may be stale)
         self.mutations = 0
 
@@ -164,6 +165,9 @@ class Graph:
             by_op[name] = None
             if _COLOCATION_ATTR in node.attr:
                 graph._index_colocation(node)
+        lifted: set[str] = set()
+        in_order = True  # every input names a node lifted earlier: then no cycle is possible
+        port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
         for node in nodes:
             target = node.name
             target_pred = pred[target]
@@ -178,6 +182,8 @@ class Graph:
                     if colon > 0 and text[colon + 1 :].isdigit():
                         source, port = text[:colon], int(text[colon + 1 :])
                         attrs = {"port": 0, "spelled": text} if port == 0 else _port_attrs(port)
+                        if port:
+                            port_reads.append((source, port, target))
                     else:
                         source, attrs = text, _port_attrs(0)
                     key = index
@@ -188,12 +194,22 @@ class Graph:
                         raise GraphError(f"node {target!r} has input {text!r}, but no node is named {source!r}")
                     keys = target_pred[source] = succ[source][target] = {}
                 keys[key] = attrs
+                if in_order and source not in lifted:
+                    in_order = False
+            lifted.add(target)
             del node.input[:]
         del graph_def.node[:]
         graph.inputs = list(inputs)
         graph.outputs = list(outputs)
         graph.mutations = 0
+        graph._lifted_port_reads = port_reads if in_order else None
         return graph
+
+    def lifted_port_reads(self) -> list[tuple[str, int, str]] | None:
+        """While nothing changed since lifting, and lifting found every node after its inputs (so data slots are
+        0..n-1 and there is no cycle, by construction): the reads of ports above 0, as `(source, port, reader)`,
+        all a structural check has left to look at. Otherwise None."""
+        return self._lifted_port_reads if self.mutations == 0 else None
 
     def to_graph_def(self) -> GraphDef:
         """A new GraphDef: the header's fields, then every node in insertion order with its inputs."""

@@ -30,7 +30,7 @@ def _arg_count(node: NodeDef, arg: OpDef.ArgDef) -> int:
 
 
 @functools.cache
-def _fixed_output_count(op: str) -> int | None:
+def fixed_output_count(op: str) -> int | None:
     """The output count of `op` when its OpDef fixes it (no list outputs); None otherwise."""
     definition = op_def(op)
     if definition is None or any(arg.number_attr or arg.type_list_attr for arg in definition.output_arg):
@@ -40,7 +40,7 @@ def _fixed_output_count(op: str) -> int | None:
 
 def num_outputs(node: NodeDef, library: FunctionDefLibrary | None = None) -> int | None:
     """How many output tensors `node` has, or None when its op is unknown."""
-    fixed = _fixed_output_count(node.op)
+    fixed = fixed_output_count(node.op)
     if fixed is not None:
         return fixed
     definition = op_def(node.op)
