@@ -95,4 +95,4 @@ def optimize(
 
 def save(graph: Graph, path: str | os.PathLike[str], fmt: str | None = None) -> int:
     """Write `graph` to `path` atomically (`fmt` `pb` or `pbtxt`, else from the extension); return bytes written."""
-    return write_graph_def(graph.to_graph_def(), path, fmt)
+    return write_graph_def(graph, path, fmt)

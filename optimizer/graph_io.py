@@ -16,6 +16,7 @@ from pathlib import Path
 from google.protobuf import message, text_format
 
 from optimizer.errors import OptimizerError
+from optimizer.ir import Graph
 from optimizer.protos import GraphDef
 
 PROTOBUF_LIMIT = 2**31 - 1
@@ -78,17 +79,20 @@ def output_format(path: str | os.PathLike[str], requested: str | None = None) ->
     return "pbtxt" if str(path).lower().endswith(TEXT_EXTENSIONS) else "pb"
 
 
-def serialize(graph_def: GraphDef, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
-    """The bytes of `graph_def` in format `fmt`; refuse a binary graph over `limit` bytes."""
+def serialize(graph_def: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
+    """The bytes of `graph_def` (or of a Graph, lowered) in format `fmt`; refuse a binary graph over `limit` bytes.
+    A Graph is written by `Graph.to_bytes`, without building its GraphDef."""
     if fmt == "pbtxt":
-        return text_format.MessageToString(graph_def).encode("utf-8")
-    size = graph_def.ByteSize()
+        text_source = graph_def.to_graph_def() if isinstance(graph_def, Graph) else graph_def
+        return text_format.MessageToString(text_source).encode("utf-8")
+    data = graph_def.to_bytes() if isinstance(graph_def, Graph) else None
+    size = len(data) if data is not None else graph_def.ByteSize()
     if size > limit:
         raise OptimizerError(
             f"the graph is {size / 2**30:.2f} GiB, over protobuf's {limit / 2**30:.2f} GiB limit for one message; "
             "keep large weights out of the GraphDef (fold less, or save a SavedModel instead)"
         )
-    return graph_def.SerializeToString(deterministic=True)
+    return data if data is not None else graph_def.SerializeToString(deterministic=True)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -114,8 +118,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def write_graph_def(graph_def: GraphDef, path: str | os.PathLike[str], fmt: str | None = None) -> int:
-    """Write `graph_def` to `path` atomically; return the number of bytes written."""
+def write_graph_def(graph_def: GraphDef | Graph, path: str | os.PathLike[str], fmt: str | None = None) -> int:
+    """Write `graph_def` (or a Graph) to `path` atomically; return the number of bytes written."""
     try:
         data = serialize(graph_def, output_format(path, fmt))
     except OptimizerError as error:

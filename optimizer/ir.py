@@ -38,6 +38,19 @@ _COLOCATION_ATTR = "_class"
 _COLOCATION_PREFIX = b"loc:@"
 
 
+_NODE_TAG = b"\x0a"  # GraphDef.node: field 1, length-delimited
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 encoding of a non-negative int."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 _PORT_ATTRS: dict[int, dict[str, Any]] = {}
 
 
@@ -129,7 +142,8 @@ class Graph:
         self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
         self._touched: set[str] = set()  # see `take_touched`
         self._lifted_port_reads: list[tuple[str, int, str]] | None = None
-        self._colocated_with: dict[str, set[str]] = {}  # node -> nodes whose `_class` names it (may be stale)
+        # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
+        self._colocated_with: dict[str, set[str]] | None = None
         self.mutations = 0
 
     # ----- lifting and lowering -------------------------------------------------------------------------------
@@ -151,25 +165,23 @@ class Graph:
         # Builds networkx's adjacency dicts directly, as `add_node`/`add_edge` would (several times faster).
         nodes = list(graph_def.node)
         graph = cls(graph_def)  # emptied of nodes below: what stays is the header
-        node_store, pred, succ = graph._node, graph._pred, graph._succ
-        for node in nodes:
-            name = node.name
+        names = [node.name for node in nodes]
+        node_store, pred, succ, by_op = graph._node, graph._pred, graph._succ, graph._by_op
+        for node, name in zip(nodes, names, strict=True):
             if name in node_store:
                 raise GraphError(f"node name {name!r} is used twice")
             node_store[name] = {"proto": node}
             pred[name] = {}
             succ[name] = {}
-            by_op = graph._by_op.get(node.op)
-            if by_op is None:
-                by_op = graph._by_op[node.op] = {}
-            by_op[name] = None
-            if _COLOCATION_ATTR in node.attr:
-                graph._index_colocation(node)
+            op = node.op
+            group = by_op.get(op)
+            if group is None:
+                group = by_op[op] = {}
+            group[name] = None
         lifted: set[str] = set()
         in_order = True  # every input names a node lifted earlier: then no cycle is possible
         port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
-        for node in nodes:
-            target = node.name
+        for node, target in zip(nodes, names, strict=True):
             target_pred = pred[target]
             index = 0
             for text in node.input:
@@ -197,7 +209,7 @@ class Graph:
                 if in_order and source not in lifted:
                     in_order = False
             lifted.add(target)
-            del node.input[:]
+            node.ClearField("input")
         del graph_def.node[:]
         graph.inputs = list(inputs)
         graph.outputs = list(outputs)
@@ -225,6 +237,23 @@ class Graph:
             out.CopyFrom(proto)
             out.input.extend(self._input_strings(name))
         return graph_def
+
+    def to_bytes(self) -> bytes:
+        """The binary GraphDef: byte for byte `to_graph_def().SerializeToString(deterministic=True)`, written node
+        by node without building that GraphDef (nodes are field 1, so the header's fields follow them)."""
+        with gc_paused():
+            parts: list[bytes] = []
+            for name, data in self._node.items():
+                proto = data["proto"]
+                proto.input.extend(self._input_strings(name))
+                try:
+                    body = proto.SerializeToString(deterministic=True)
+                finally:
+                    proto.ClearField("input")
+                parts.append(_NODE_TAG + _varint(len(body)))
+                parts.append(body)
+            parts.append(self._header.SerializeToString(deterministic=True))
+            return b"".join(parts)
 
     def copy(self) -> Graph:
         """An independent copy: nodes, edges, header, inputs and outputs (see `derive`)."""
@@ -673,18 +702,27 @@ class Graph:
     # ----- colocation references ------------------------------------------------------------------------------
 
     def _index_colocation(self, proto: NodeDef) -> None:
-        if _COLOCATION_ATTR in proto.attr:
-            for entry in proto.attr[_COLOCATION_ATTR].list.s:
-                if entry.startswith(_COLOCATION_PREFIX):
-                    target = entry[len(_COLOCATION_PREFIX) :].decode("utf-8", "replace")
-                    self._colocated_with.setdefault(target, set()).add(str(proto.name))
+        if self._colocated_with is None or _COLOCATION_ATTR not in proto.attr:
+            return  # no index yet: it is built from every node when first needed
+        for entry in proto.attr[_COLOCATION_ATTR].list.s:
+            if entry.startswith(_COLOCATION_PREFIX):
+                target = entry[len(_COLOCATION_PREFIX) :].decode("utf-8", "replace")
+                self._colocated_with.setdefault(target, set()).add(str(proto.name))
+
+    def _colocation_index(self) -> dict[str, set[str]]:
+        if self._colocated_with is None:
+            self._colocated_with = {}
+            for data in self._node.values():
+                self._index_colocation(data["proto"])
+        return self._colocated_with
 
     def _drop_colocation_with(self, removed: set[str]) -> None:
         """Remove `loc:@name` for each removed name from the `_class` attr of the nodes that remain (the attr
         goes when it empties). Part of the removal, so not counted as a mutation of its own."""
+        index = self._colocation_index()
         for target in removed:
             reference = _COLOCATION_PREFIX + target.encode("utf-8")
-            for name in self._colocated_with.pop(target, ()):
+            for name in index.pop(target, ()):
                 if name not in self._nx:
                     continue
                 attrs = self._node[name]["proto"].attr

@@ -119,3 +119,40 @@ def test_op_counts_and_iteration_follow_insertion_order() -> None:
     graph = graph_of(CHAIN)
     assert list(graph) == ["x", "c", "a", "s", "b", "y"]
     assert graph.op_counts()["Const"] == 1 and len(graph) == 6
+
+
+def test_to_bytes_is_the_deterministic_serialization_of_the_lowered_graph_def() -> None:
+    graph_def = graph_def_of(CHAIN)
+    graph_def.versions.producer = 1234
+    graph_def.library.function.add().signature.name = "f"
+    graph = Graph.from_graph_def(graph_def)
+    graph.set_input("y", 0, Tensor("s", 1))
+    graph.add_node("late", "Neg", [Tensor("y")], ["x"])
+    assert graph.to_bytes() == graph.to_graph_def().SerializeToString(deterministic=True)
+    assert not any(node.proto.input for node in graph.nodes()), "inputs live on edges only"
+
+
+def test_nodes_of_follows_adds_removals_and_op_changes() -> None:
+    graph = graph_of(CHAIN)
+    assert graph.nodes_of("Identity") == ["y"] and graph.nodes_of({"Mul", "AddV2"}) == ["a", "b"]
+    graph.set_op("b", "Sub")
+    graph.add_node("m", "Mul", [Tensor("x"), Tensor("x")])
+    assert graph.nodes_of({"Mul", "Sub"}) == ["m", "b"]
+    graph.remove("y")
+    assert graph.nodes_of("Identity") == [] and graph.op_counts().get("Identity") is None
+
+
+def test_edge_queries_and_touched_nodes() -> None:
+    graph = graph_of(CHAIN)
+    assert sorted(graph.in_edges("b"), key=lambda edge: edge[1]) == [
+        ("c", -1, {"order": 0}),
+        ("s", 0, {"port": 1}),
+        ("s", 1, {"port": 0}),
+    ]
+    assert sorted(target for target, _, _ in graph.out_edges("c")) == ["a", "b", "s"]
+    assert set(graph.predecessors("b")) == {"s", "c"} and set(graph.successors("a")) == {"s", "y"}
+    assert graph.in_degree("b") == 3
+    assert graph.take_touched() == set()
+    graph.replace_all_uses(Tensor("s", 1), Tensor("a"))
+    graph.set_attr("x", "dtype", AttrValue(type=1))
+    assert graph.take_touched() == {"b", "x"}
