@@ -79,20 +79,26 @@ def output_format(path: str | os.PathLike[str], requested: str | None = None) ->
     return "pbtxt" if str(path).lower().endswith(TEXT_EXTENSIONS) else "pb"
 
 
-def serialize(graph_def: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
-    """The bytes of `graph_def` (or of a Graph, lowered) in format `fmt`; refuse a binary graph over `limit` bytes.
-    A Graph is written by `Graph.to_bytes`, without building its GraphDef."""
+def serialize(source: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
+    """The bytes of `source` (a GraphDef, or a Graph: lowered) in format `fmt`; refuse a binary graph over `limit`
+    bytes. A Graph is written by `Graph.to_bytes`, without building its GraphDef."""
     if fmt == "pbtxt":
-        text_source = graph_def.to_graph_def() if isinstance(graph_def, Graph) else graph_def
-        return text_format.MessageToString(text_source).encode("utf-8")
-    data = graph_def.to_bytes() if isinstance(graph_def, Graph) else None
-    size = len(data) if data is not None else graph_def.ByteSize()
+        graph_def = source.to_graph_def() if isinstance(source, Graph) else source
+        return text_format.MessageToString(graph_def).encode("utf-8")
+    if isinstance(source, Graph):
+        data = source.to_bytes()
+        _check_size(len(data), limit)
+        return data
+    _check_size(source.ByteSize(), limit)
+    return source.SerializeToString(deterministic=True)
+
+
+def _check_size(size: int, limit: int) -> None:
     if size > limit:
         raise OptimizerError(
             f"the graph is {size / 2**30:.2f} GiB, over protobuf's {limit / 2**30:.2f} GiB limit for one message; "
             "keep large weights out of the GraphDef (fold less, or save a SavedModel instead)"
         )
-    return data if data is not None else graph_def.SerializeToString(deterministic=True)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import text_format
 
 import optimizer
-from optimizer import OptimizerError, graph_io
+from optimizer import Graph, OptimizerError, graph_io
 from optimizer._tf import tensorflow
 from optimizer.graph_io import read_graph_def, write_graph_def
 from optimizer.protos import GraphDef
@@ -97,14 +97,15 @@ def test_write_leaves_no_temporary_file(graph_def: GraphDef, tmp_path: Path) -> 
     _only_these_files(tmp_path, "a.pb", "b.pbtxt")
 
 
+@pytest.mark.parametrize("as_graph", [False, True], ids=["graph_def", "graph"])
 def test_failed_serialization_leaves_the_existing_output_untouched(
-    graph_def: GraphDef, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    graph_def: GraphDef, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_graph: bool
 ) -> None:
     path = tmp_path / "out.pb"
     path.write_bytes(b"previous contents")
     monkeypatch.setattr(graph_io, "serialize", functools.partial(graph_io.serialize, limit=16))
     with pytest.raises(OptimizerError) as caught:
-        write_graph_def(graph_def, path)
+        write_graph_def(Graph.from_graph_def(graph_def) if as_graph else graph_def, path)
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "limit" in message
     assert path.read_bytes() == b"previous contents"
