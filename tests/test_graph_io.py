@@ -105,7 +105,9 @@ def test_failed_serialization_leaves_the_existing_output_untouched(
     path.write_bytes(b"previous contents")
     monkeypatch.setattr(graph_io, "serialize", functools.partial(graph_io.serialize, limit=16))
     with pytest.raises(OptimizerError) as caught:
-        write_graph_def(Graph.from_graph_def(graph_def) if as_graph else graph_def, path)
+        write_graph_def(
+            Graph.from_graph_def(GraphDef.FromString(graph_def.SerializeToString())) if as_graph else graph_def, path
+        )
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "limit" in message
     assert path.read_bytes() == b"previous contents"
