@@ -385,6 +385,11 @@ class Graph:
         """How many edges (data and control) enter `name`."""
         return sum(len(keys) for keys in self._pred[name].values())
 
+    def has_one_out_edge(self, name: str) -> bool:
+        """True when exactly one edge (data or control) leaves `name` (in constant time, whatever its fan-out)."""
+        targets = self._succ[name]
+        return len(targets) == 1 and len(next(iter(targets.values()))) == 1
+
     def predecessors(self, name: str) -> KeysView[str]:
         """The nodes `name` has a data or control input from (a live view: copy it before mutating)."""
         return self._pred[name].keys()

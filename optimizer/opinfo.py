@@ -59,6 +59,7 @@ def is_stateful(op: str) -> bool:
     return definition is None or definition.is_stateful
 
 
+@functools.cache
 def has_ref_output(op: str) -> bool:
     """True when some output of `op` is a ref tensor (TF1 variables and their plumbing)."""
     definition = op_def(op)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,18 +117,45 @@ class _Table:
     class_of: dict[str, int]
     survivor: dict[int, str]
     table: dict[Key, int]
+    deferred: dict[int, list[str]] = field(default_factory=dict)  # see `exclusive_class`
+    shared: set[int] = field(default_factory=set)  # classes that keep more than one node (equal graph outputs)
 
     def fresh(self, name: str) -> None:
         self.class_of[name] = len(self.survivor)
         self.survivor[self.class_of[name]] = name
 
+    def exclusive_class(self, name: str) -> int | None:
+        """The class of a data input of `name` whose node nothing else reads and is the only node its class
+        keeps, if any. Until another node joins that class, no node can have the same inputs as `name`: it is not
+        hashed but deferred, and hashed into the table (`join`) only when its class gains a member."""
+        graph = self.graph
+        for source, key, _ in graph.in_edges(name):
+            if key >= 0 and graph.has_one_out_edge(source) and self.class_of[source] not in self.shared:
+                return self.class_of[source]
+        return None
+
+    def join(self, name: str, cls: int) -> None:
+        """`name` joins class `cls`: the readers deferred on `cls` now may have twins, so they enter the table."""
+        self.class_of[name] = cls
+        for reader in self.deferred.pop(cls, ()):
+            if reader in self.graph and merge_refusal(self.graph, reader) is None:
+                self.table.setdefault(self.key(reader), self.class_of[reader])
+
     def key(self, name: str) -> Key:
         graph = self.graph
         node = graph.node(name)
-        data = [(self.class_of[tensor.node], tensor.port) for tensor in graph.inputs_of(name)]
+        indexed: list[tuple[int, int, int]] = []
+        controls: set[int] = set()
+        for source, key, attrs in graph.in_edges(name):
+            if key >= 0:
+                indexed.append((key, self.class_of[source], attrs["port"]))
+            else:
+                controls.add(self.class_of[source])
+        indexed.sort()
+        data = [(cls, port) for _, cls, port in indexed]
         if node.op in COMMUTATIVE_OPS and len(data) == 2 and ("T" not in node.attrs or node.attrs["T"].type != _STRING):
             data.sort()
-        control = frozenset(self.class_of[source] for source in graph.control_inputs_of(name))
+        control = frozenset(controls)
         value = _const_digest(graph, name) if node.op == "Const" else None
         return (node.op, node.device, _attrs_key(graph, name), tuple(data), control, value)
 
@@ -150,9 +177,15 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     for name in topological_order(graph):
         if name not in graph:
             continue
-        if merge_refusal(graph, name) is not None or any(
-            source not in state.class_of for source in graph.predecessors(name)
-        ):
+        if any(source not in state.class_of for source in graph.predecessors(name)):
+            state.fresh(name)
+            continue
+        exclusive = state.exclusive_class(name)
+        if exclusive is not None:
+            state.fresh(name)
+            state.deferred.setdefault(exclusive, []).append(name)
+            continue
+        if merge_refusal(graph, name) is not None:
             state.fresh(name)
             continue
         key = state.key(name)
@@ -161,9 +194,10 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
             state.fresh(name)
             state.table[key] = state.class_of[name]
             continue
-        state.class_of[name] = cls
+        state.join(name, cls)
         keep = state.survivor[cls]
         if graph.is_protected(name) and graph.is_protected(keep):
+            state.shared.add(cls)
             continue  # both are the interface: both stay, and their readers share this class
         if not ctx.allow_rewrite():
             return removed
