@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 _COLOCATION_ATTR = "_class"
 
 
+RUN_CHUNK = 4096
+"""At most this many fetches per `Session.run` call of one frontier."""
+
+
 class NotFoldable(ValueError):
     """A fetch depends on something that must not be executed or is not constant."""
 
@@ -183,8 +187,10 @@ def run_frontier(graph_def: GraphDef | Any, fetches: Sequence[Tensor]) -> tuple[
         imported = graph_def
     names = [str(tensor) for tensor in fetches]
     dtypes = [imported.get_tensor_by_name(name).dtype for name in names]
+    values = []
     with tf.compat.v1.Session(graph=imported, config=_session_config()) as session:
-        values = session.run(names)
+        for start in range(0, len(names), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
+            values.extend(session.run(names[start : start + RUN_CHUNK]))
     return [np.asarray(value) for value in values], dtypes
 
 

@@ -19,9 +19,9 @@ LOOP_BACK_OPS = frozenset({"NextIteration", "RefNextIteration"})
 
 
 def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
-    """Raise GraphError naming the first broken invariant. With `touched` (the nodes a pass changed, from
-    `Graph.take_touched`), only what a change there can break is checked: the inputs of those nodes and the reads
-    of their outputs; no cycle is looked for (the manager checks the whole graph once after its last pass)."""
+    """Raise GraphError naming the first broken invariant. With `touched` (from `Graph.take_touched`: the nodes
+    a pass changed and the readers of those whose op or attrs changed), only the inputs of those nodes are
+    checked, and no cycle is looked for (the manager checks the whole graph once after its last pass)."""
     for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
         for tensor in tensors:
             if tensor.node not in graph:
@@ -37,8 +37,7 @@ def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
         else:
             _check_lifted_reads(graph, lifted_reads)
         return
-    present = [name for name in touched if name in graph]
-    _check_inputs(graph, dict.fromkeys([*present, *(user for name in present for user in graph.successors(name))]))
+    _check_inputs(graph, (name for name in touched if name in graph))
 
 
 def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) -> None:

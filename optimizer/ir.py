@@ -140,7 +140,8 @@ class Graph:
         self._input_nodes: set[str] = set()
         self._output_nodes: set[str] = set()
         self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
-        self._touched: set[str] = set()  # see `take_touched`
+        self._touched: set[str] = set()  # nodes whose inputs changed (see `take_touched`)
+        self._retyped: set[str] = set()  # nodes whose op or attrs changed: their readers are checked too
         self._lifted_port_reads: list[tuple[str, int, str]] | None = None
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
@@ -445,9 +446,12 @@ class Graph:
         return [target for target, keys in self._succ[name].items() for key in keys if key < 0]
 
     def take_touched(self) -> set[str]:
-        """The nodes added, or whose op, attrs or inputs changed, since the last call (or since lifting); some may
-        have been removed since. Starts a new set: the manager checks only these between passes."""
-        touched, self._touched = self._touched, set()
+        """The nodes whose inputs, op or attrs changed, or that were added, since the last call (or since
+        lifting), and the readers of those whose op or attrs changed (they may read a port that went): what a
+        structural check must look at. Nodes removed since are left out. Starts a new set."""
+        touched = {name for name in self._touched | self._retyped if name in self._node}
+        touched.update(reader for name in self._retyped if name in self._node for reader in self._succ[name])
+        self._touched, self._retyped = set(), set()
         return touched
 
     def is_used(self, name: str) -> bool:
@@ -653,7 +657,7 @@ class Graph:
             del self._by_op[proto.op][name]
             self._by_op.setdefault(op, {})[name] = None
             proto.op = op
-            self._touched.add(name)
+            self._retyped.add(name)
             self.mutations += 1
 
     def set_attr(self, name: str, key: str, value: AttrValue) -> None:
@@ -663,7 +667,7 @@ class Graph:
             attrs[key].CopyFrom(value)
             if key == _COLOCATION_ATTR:
                 self._index_colocation(self._node[name]["proto"])
-            self._touched.add(name)
+            self._retyped.add(name)
             self.mutations += 1
 
     def del_attr(self, name: str, key: str) -> None:
@@ -671,7 +675,7 @@ class Graph:
         attrs = self._node[name]["proto"].attr
         if key in attrs:
             del attrs[key]
-            self._touched.add(name)
+            self._retyped.add(name)
             self.mutations += 1
 
     # ----- the function library -------------------------------------------------------------------------------

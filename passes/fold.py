@@ -111,8 +111,8 @@ def static_infos(graph: Graph, tensors: Iterable[Tensor]) -> dict[Tensor, Tensor
 
 def is_constant(graph: Graph, name: str) -> bool:
     """A `Const` with a value that is not fed: a graph input is never constant."""
-    node = graph.node(name)
-    return node.op in foldable.CONSTANT_OPS and "value" in node.attrs and not graph.is_graph_input(name)
+    proto = graph.node(name).proto
+    return proto.op in foldable.CONSTANT_OPS and "value" in proto.attr and not graph.is_graph_input(name)
 
 
 def _const_value(graph: Graph, name: str) -> TensorProto:
