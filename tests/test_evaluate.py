@@ -34,13 +34,31 @@ def count_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_whole_frontier_is_one_tensorflow_call(monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = [const("a", [1.0, 2.0]), const("b", [3.0, 4.0])]
     for index in range(20):
-        nodes.append(node(f"n{index}", "Mul" if index % 2 else "AddV2", "a", "b"))
+        nodes.append(node(f"n{index}", "Minimum" if index % 2 else "Maximum", "a", "b"))
     g = graph(*nodes)
     calls = count_runs(monkeypatch)
     result = evaluate(g, [Tensor(f"n{index}") for index in range(20)])
     assert calls == [20] and result.calls == 1 and not result.failures
-    assert np.array_equal(result.values[Tensor("n0")], [4.0, 6.0])
-    assert np.array_equal(result.values[Tensor("n1")], [3.0, 8.0])
+    assert np.array_equal(result.values[Tensor("n0")], [3.0, 4.0])
+    assert np.array_equal(result.values[Tensor("n1")], [1.0, 2.0])
+
+
+def test_exact_arithmetic_never_reaches_tensorflow_and_the_rest_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = graph(
+        const("a", [1.0, 2.0]),
+        const("b", [3.0, 4.0]),
+        node("sum", "AddV2", "a", "b"),
+        node("product", "Mul", "sum", "b"),
+        node("top", "Maximum", "product", "a"),
+        node("nan", "Sub", "inf", "inf"),
+        const("inf", [np.inf]),
+    )
+    calls = count_runs(monkeypatch)
+    result = evaluate(g, [Tensor("product"), Tensor("top"), Tensor("nan")])
+    assert calls == [2], "Maximum is not exact here, and a NaN result is left to TensorFlow"
+    assert np.array_equal(result.values[Tensor("product")], [12.0, 24.0])
+    assert result.values[Tensor("product")].dtype == np.float32 and result.dtypes[Tensor("product")] == tf.float32
+    assert np.array_equal(result.values[Tensor("top")], [12.0, 24.0]) and np.isnan(result.values[Tensor("nan")]).all()
 
 
 def test_the_frontier_holds_only_what_the_fetches_read() -> None:
