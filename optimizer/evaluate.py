@@ -160,7 +160,9 @@ def frontier_shapes(
     exact = exact_values(graph, wanted, known)
     if keep is not None:
         keep.exact = exact
-    found = {tensor: (int(tf.as_dtype(value.dtype).as_datatype_enum), value.shape) for tensor, value in exact.items()}
+    found: dict[Tensor, tuple[int, tuple[int | None, ...] | None]] = {
+        tensor: (int(tf.as_dtype(value.dtype).as_datatype_enum), value.shape) for tensor, value in exact.items()
+    }
     wanted = [tensor for tensor in wanted if tensor not in exact]
     batches = [wanted] if wanted else []
     while batches:

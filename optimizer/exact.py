@@ -34,7 +34,12 @@ _FLOAT_OPS: dict[str, Callable[..., np.ndarray]] = {
 }
 _INT_OPS = {op: function for op, function in _FLOAT_OPS.items() if op != "RealDiv"}
 EXACT_OPS = frozenset(_FLOAT_OPS)
-_DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.int32), 9: np.dtype(np.int64)}
+_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype(np.float32),
+    2: np.dtype(np.float64),
+    3: np.dtype(np.int32),
+    9: np.dtype(np.int64),
+}
 _ARITY = {"Neg": 1}
 
 
