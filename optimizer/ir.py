@@ -730,8 +730,11 @@ class Graph:
         goes when it empties). Part of the removal, so not counted as a mutation of its own."""
         index = self._colocation_index()
         for target in removed:
+            colocated = index.pop(target, None)
+            if not colocated:
+                continue
             reference = _COLOCATION_PREFIX + target.encode("utf-8")
-            for name in index.pop(target, ()):
+            for name in colocated:
                 if name not in self._nx:
                     continue
                 attrs = self._node[name]["proto"].attr

@@ -76,4 +76,9 @@ def is_training_op(op: str) -> bool:
 
 def training_reach(graph: Graph) -> set[str]:
     """Every node that a training op reaches through data or control edges, the training ops included."""
-    return graph.reachable(node.name for node in graph.nodes() if is_training_op(node.op))
+    return graph.reachable(training_nodes(graph))
+
+
+def training_nodes(graph: Graph) -> list[str]:
+    """The nodes whose op `is_training_op` (found through the graph's op index, not a sweep)."""
+    return graph.nodes_of(op for op in graph.op_counts() if is_training_op(op))

@@ -401,9 +401,9 @@ class FoldBatchNorms(Pass):
     name = "fold-batch-norms"
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        for node in graph.nodes():
-            if node.name in graph and node.op in LAYER_OPS:
-                fold_into_layer(graph, ctx, node.name)
-        for node in graph.nodes():
-            if node.name in graph and node.op in BATCH_NORM_OPS:
-                decompose_batch_norm(graph, ctx, node.name)
+        for name in graph.nodes_of(LAYER_OPS):
+            if name in graph and graph.op(name) in LAYER_OPS:
+                fold_into_layer(graph, ctx, name)
+        for name in graph.nodes_of(BATCH_NORM_OPS):
+            if name in graph and graph.op(name) in BATCH_NORM_OPS:
+                decompose_batch_norm(graph, ctx, name)

@@ -60,7 +60,7 @@ from optimizer.library import (
 )
 from optimizer.protos import AttrValue, FunctionDef
 from optimizer.tensor import const_attrs
-from optimizer.variables import RESOURCE, VariableValues, is_variable_node
+from optimizer.variables import RESOURCE, VARIABLE_OPS, VariableValues, is_variable_node
 
 Shape = tuple[int, ...] | None
 Spec = tuple[int, Shape]  # (DataType enum, shape or None when unknown)
@@ -167,10 +167,11 @@ class _Freezer:
 
     def run(self) -> None:
         graph = self.graph
-        variables = [node.name for node in graph.nodes() if is_variable_node(node.proto)]
+        candidates = graph.nodes_of(VARIABLE_OPS | {"Placeholder"})
+        variables = [name for name in candidates if is_variable_node(graph.node(name).proto)]
         if not variables:
             return
-        self.has_v1_loops = any(node.op in ("Enter", "RefEnter") for node in graph.nodes())
+        self.has_v1_loops = bool(graph.nodes_of({"Enter", "RefEnter"}))
         seeds = list(graph.outputs) + list(graph.inputs)
         live = graph.reachable((tensor.node for tensor in seeds), backward=True) if graph.outputs else set(graph)
         scope = _Scope(graph, live)

@@ -69,13 +69,13 @@ class RemoveIdentities(Pass):
     name = "identity"
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        for node in graph.nodes():
-            if node.op not in FORWARDING_OPS or node.name not in graph:
+        for name in graph.nodes_of(FORWARDING_OPS):
+            if name not in graph or graph.op(name) not in FORWARDING_OPS:
                 continue
-            reason = keep_reason(graph, node.name)
+            reason = keep_reason(graph, name)
             if reason is not None:
-                ctx.logger.debug("identity: keep %s: %s", node.name, reason)
+                ctx.logger.debug("identity: keep %s: %s", name, reason)
                 continue
             if not ctx.allow_rewrite():
                 return
-            bypass(graph, node.name)
+            bypass(graph, name)

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 from optimizer import Graph, Pass, PassContext
 from optimizer.protos import AttrValue
-from optimizer.training import is_training_op
+from optimizer.training import training_nodes
 
 SILENT_CHECKS = frozenset({"Assert", "PrintV2"})
 PASS_THROUGH_CHECKS = frozenset({"CheckNumerics", "CheckNumericsV2", "Print"})
+_REWRITTEN_HERE = SILENT_CHECKS | PASS_THROUGH_CHECKS | {"PlaceholderWithDefault"}
 
 
 def _drop_control_edges_from(graph: Graph, name: str) -> None:
@@ -38,13 +39,11 @@ def _drop_control_edges_from(graph: Graph, name: str) -> None:
 def _removable_training_nodes(graph: Graph, ctx: PassContext) -> set[str]:
     """Training ops whose data outputs only other removable training ops read."""
     doomed = set()
-    for node in graph.nodes():
-        if not is_training_op(node.op):
-            continue
-        if graph.is_protected(node.name):
-            ctx.logger.info("strip: keep %s (%s): it holds a graph input or output", node.name, node.op)
+    for name in training_nodes(graph):
+        if graph.is_protected(name):
+            ctx.logger.info("strip: keep %s (%s): it holds a graph input or output", name, graph.op(name))
         else:
-            doomed.add(node.name)
+            doomed.add(name)
     shrinking = True
     while shrinking:
         shrinking = False
@@ -92,7 +91,7 @@ def _take_default(graph: Graph, name: str) -> None:
 
 def _remove_empty_noops(graph: Graph, ctx: PassContext) -> None:
     """Drop the control edges of input-less `NoOp`s and remove them; a `NoOp` that only they fed follows."""
-    pending = [node.name for node in graph.nodes() if node.op == "NoOp"]
+    pending = graph.nodes_of("NoOp")
     pending.reverse()  # pop() then visits them in graph order
     while pending:
         name = pending.pop()
@@ -116,7 +115,7 @@ class StripTraining(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         # Checks first: a Print's extra inputs or an Assert's data may be the only readers of a training op.
-        for node in graph.nodes():
+        for node in [graph.node(name) for name in graph.nodes_of(_REWRITTEN_HERE)]:
             if node.op in SILENT_CHECKS:
                 if not graph.is_protected(node.name) and ctx.allow_rewrite():
                     _drop_control_edges_from(graph, node.name)
