@@ -600,6 +600,22 @@ class Graph:
             self.mutations += 1
         return len(uses)
 
+    def move_readers(self, old: str, new: str) -> int:
+        """Make every data reader of `old` read the same port of `new`, and every control consumer of `old` wait on
+        `new` instead (once); return how many edges moved. `new` must not read `old`."""
+        moved = 0
+        for target, keys in list(self._succ[old].items()):
+            for key, attrs in list(keys.items()):
+                self._unlink(old, target, key)
+                moved += 1
+                if key >= 0:
+                    self._link(new, target, key, _port_attrs(attrs["port"]))
+                elif not any(other < 0 for other in self._pred[target].get(new, ())):
+                    self._add_control_edge(new, target)
+        if moved:
+            self.mutations += 1
+        return moved
+
     def _add_control_edge(self, source: str, target: str) -> None:
         order = next(self._control_order)
         self._link(source, target, -1 - order, {"order": order})

@@ -160,16 +160,6 @@ class _Table:
         return (node.op, node.device, _attrs_key(graph, name), tuple(data), control, value)
 
 
-def _move_readers(graph: Graph, old: str, new: str) -> None:
-    """Make every data reader of `old` read `new` (same ports) and every control consumer wait on `new`."""
-    ports = sorted({port for port, _ in graph.data_consumers(old)})
-    for port in ports:
-        graph.replace_all_uses(Tensor(old, port), Tensor(new, port))
-    for consumer in graph.control_consumers(old):
-        graph.remove_control_input(consumer, old)
-        graph.add_control_input(consumer, new)
-
-
 def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     """Merge equal nodes (see the module docstring); return how many nodes were removed."""
     state = _Table(graph, {}, {}, {})
@@ -204,7 +194,7 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
         if graph.is_protected(name):
             keep, name = name, keep
             state.survivor[cls] = keep
-        _move_readers(graph, name, keep)
+        graph.move_readers(name, keep)
         graph.remove(name)
         removed += 1
         ctx.logger.debug("cse: %s merged into %s", name, keep)

@@ -156,3 +156,17 @@ def test_edge_queries_and_touched_nodes() -> None:
     graph.replace_all_uses(Tensor("s", 1), Tensor("a"))
     graph.set_attr("x", "dtype", AttrValue(type=1))
     assert graph.take_touched() == {"b", "x", "a"}  # `a` reads x, whose attrs changed
+
+
+def test_move_readers_moves_data_ports_and_control_edges_once() -> None:
+    graph = graph_of(
+        "x = Placeholder()\nold = Split(x)\nnew = Split(x)\n"
+        "a = AddV2(old:1, old:0)\nb = Neg(x, ^old, ^new)\nc = Neg(x, ^old)\n"
+    )
+    before = graph.mutations
+    assert graph.move_readers("old", "new") == 4
+    assert graph.mutations == before + 1
+    assert graph.inputs_of("a") == [Tensor("new", 1), Tensor("new", 0)]
+    assert graph.control_inputs_of("b") == ["new"] and graph.control_inputs_of("c") == ["new"]
+    assert not graph.is_used("old")
+    assert [list(node.input) for node in graph.to_graph_def().node if node.name == "a"] == [["new:1", "new"]]
