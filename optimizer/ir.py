@@ -350,7 +350,8 @@ class Graph:
         return Node(self._node[name]["proto"])
 
     def op(self, name: str) -> str:
-        return str(self._node[name]["proto"].op)
+        op: str = self._node[name]["proto"].op
+        return op
 
     def op_counts(self) -> dict[str, int]:
         """How many nodes of each op the graph has."""
