@@ -464,7 +464,9 @@ def fold_constants(
         return
     for tensor, (dtype, shape) in static.items():
         state.infos[tensor] = TensorInfo(dtype, shape)
-    order = state.walk(guard=True)
+    # The guarded walk admits what the first did unless the size guard stops a node: walk again only then.
+    guarded = all(state.within_limits(name) for name in planned if name not in state.shape_values)
+    order = planned if guarded else state.walk(guard=True)
     _report_too_large(state, ctx)
     folded = set(order)
     picks = state.partial_shape_picks(folded)
@@ -774,9 +776,10 @@ def drop_constant_control_inputs(graph: Graph, ctx: PassContext) -> None:
     that no longer has any consumer goes."""
     sources: list[str] = []
     for source in graph.nodes_of(foldable.CONSTANT_OPS):
-        if not is_constant(graph, source) or graph.control_inputs_of(source):
+        consumers = graph.control_consumers(source)
+        if not consumers or not is_constant(graph, source) or graph.control_inputs_of(source):
             continue
-        for name in graph.control_consumers(source):
+        for name in consumers:
             if not ctx.allow_rewrite():
                 break
             graph.remove_control_input(name, source)
