@@ -88,6 +88,8 @@ class Rewriter:
         self.ctx = ctx
         self.worklist: deque[str] = deque()
         self.queued: set[str] = set()
+        self._values: dict[Tensor, np.ndarray | None] = {}  # decoded constants, while the graph is unchanged
+        self._values_at = graph.mutations
 
     @cached_property
     def shapes(self) -> StaticShapes:
@@ -108,9 +110,17 @@ class Rewriter:
         return shape if shape is not None else self.shapes.shape(tensor)
 
     def constant(self, tensor: Tensor) -> np.ndarray | None:
-        """The numeric value of `tensor` when a Const produces it."""
-        value = const_value(self.graph, tensor)
-        return value if value is not None and value.dtype.kind in NUMERIC_KINDS else None
+        """The numeric value of `tensor` when a Const produces it (decoded once while the graph is unchanged:
+        rules look at the same constants many times; callers must not modify it)."""
+        if self._values_at != self.graph.mutations:
+            self._values.clear()
+            self._values_at = self.graph.mutations
+        if tensor not in self._values:
+            value = const_value(self.graph, tensor)
+            if value is not None:
+                value.setflags(write=False)
+            self._values[tensor] = value if value is not None and value.dtype.kind in NUMERIC_KINDS else None
+        return self._values[tensor]
 
     def fed(self, name: str) -> bool:
         """True for a graph input: its value is fed, so a rewrite must read it, never skip over it."""
