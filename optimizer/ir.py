@@ -143,6 +143,7 @@ class Graph:
         self._touched: set[str] = set()  # nodes whose inputs changed (see `take_touched`)
         self._retyped: set[str] = set()  # nodes whose op or attrs changed: their readers are checked too
         self._lifted_port_reads: list[tuple[str, int, str]] | None = None
+        self._lifted_inputs: dict[str, list[str]] = {}  # input strings as lifted, while the node's inputs are unchanged
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
         self.mutations = 0
@@ -182,10 +183,17 @@ class Graph:
         lifted: set[str] = set()
         in_order = True  # every input names a node lifted earlier: then no cycle is possible
         port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
+        lifted_inputs = graph._lifted_inputs
+        port0 = _port_attrs(0)
         for node, target in zip(nodes, names, strict=True):
+            texts = list(node.input)
+            if not texts:
+                lifted.add(target)
+                continue
+            lifted_inputs[target] = texts
             target_pred = pred[target]
             index = 0
-            for text in node.input:
+            for text in texts:
                 if text.startswith("^"):
                     source = text[1:]
                     order = next(graph._control_order)
@@ -198,7 +206,7 @@ class Graph:
                         if port:
                             port_reads.append((source, port, target))
                     else:
-                        source, attrs = text, _port_attrs(0)
+                        source, attrs = text, port0
                     key = index
                     index += 1
                 keys = target_pred.get(source)
@@ -246,11 +254,15 @@ class Graph:
             parts: list[bytes] = []
             for name, data in self._node.items():
                 proto = data["proto"]
-                proto.input.extend(self._input_strings(name))
-                try:
+                texts = self._input_strings(name)
+                if texts:
+                    proto.input.extend(texts)
+                    try:
+                        body = proto.SerializeToString(deterministic=True)
+                    finally:
+                        proto.ClearField("input")
+                else:
                     body = proto.SerializeToString(deterministic=True)
-                finally:
-                    proto.ClearField("input")
                 parts.append(_NODE_TAG + _varint(len(body)))
                 parts.append(body)
             parts.append(self._header.SerializeToString(deterministic=True))
@@ -277,6 +289,10 @@ class Graph:
         self.mutations = mutations + 1
 
     def _input_strings(self, name: str) -> list[str]:
+        """The `input` field of `name` as it is written (callers must not modify the list)."""
+        lifted = self._lifted_inputs.get(name)
+        if lifted is not None:
+            return lifted
         data: list[tuple[int, str]] = []
         control: list[tuple[int, str]] = []
         for source, keys in self._pred[name].items():
@@ -628,12 +644,14 @@ class Graph:
             keys = self._pred[target][source] = self._succ[source][target] = {}
         keys[key] = attrs
         self._touched.add(target)
+        self._lifted_inputs.pop(target, None)
 
     def _unlink(self, source: str, target: str, key: int) -> None:
         """Remove edge `source -> target` with `key` (as networkx's `remove_edge` would)."""
         keys = self._pred[target][source]
         del keys[key]
         self._touched.add(target)
+        self._lifted_inputs.pop(target, None)
         if not keys:
             del self._pred[target][source]
             del self._succ[source][target]
@@ -645,6 +663,7 @@ class Graph:
         for source in self._pred.pop(name):
             if source != name:  # a self-loop went with `_succ[name]`
                 del self._succ[source][name]
+        self._lifted_inputs.pop(name, None)
         op = self._node.pop(name)["proto"].op
         del self._by_op[op][name]
 
