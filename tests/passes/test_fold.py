@@ -141,6 +141,24 @@ def test_one_tensorflow_call_for_the_whole_frontier(monkeypatch: pytest.MonkeyPa
     assert len(calls) == 1 and len(calls[0]) == 30
 
 
+def test_the_frontier_is_imported_into_tensorflow_once_for_shapes_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = [placeholder("x"), const("a", [1.0, 2.0])]
+    for index in range(10):
+        nodes += [node(f"e{index}", "Exp", "a"), node(f"y{index}", "AddV2", "x", f"e{index}")]
+    g = graph(*nodes, inputs=["x"], outputs=[f"y{index}" for index in range(10)])
+    imports: list[int] = []
+    real = tf.graph_util.import_graph_def
+
+    def counting(graph_def: GraphDef, *args: Any, **kwargs: Any) -> Any:
+        imports.append(len(graph_def.node))
+        return real(graph_def, *args, **kwargs)
+
+    monkeypatch.setattr(tf.graph_util, "import_graph_def", counting)
+    _, before = run_fold(g)
+    assert imports == [11] and all(ops(g)[f"e{index}"] == "Const" for index in range(10))
+    assert_same_outputs(before, g)
+
+
 def test_a_graph_output_folds_in_place() -> None:
     g = graph(const("a", [2.0]), node("y", "Square", "a"), node("z", "Neg", "y"), outputs=["y", "z"])
     _, before = run_fold(g)
