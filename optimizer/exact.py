@@ -24,7 +24,7 @@ from optimizer.tensor import to_numpy
 EXACT_LIMIT = 1 << 16
 """Most elements of an input or result computed here."""
 
-_FLOAT_OPS: dict[str, Callable[..., np.ndarray]] = {
+NUMPY_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {  # on floats; integers take all but RealDiv
     "Add": np.add,
     "AddV2": np.add,
     "Sub": np.subtract,
@@ -32,8 +32,8 @@ _FLOAT_OPS: dict[str, Callable[..., np.ndarray]] = {
     "RealDiv": np.divide,
     "Neg": np.negative,
 }
-_INT_OPS = {op: function for op, function in _FLOAT_OPS.items() if op != "RealDiv"}
-EXACT_OPS = frozenset(_FLOAT_OPS)
+_INT_OPS = {op: function for op, function in NUMPY_FUNCTIONS.items() if op != "RealDiv"}
+EXACT_OPS = frozenset(NUMPY_FUNCTIONS)
 _DTYPES: dict[int, np.dtype] = {
     1: np.dtype(np.float32),
     2: np.dtype(np.float64),
@@ -128,7 +128,7 @@ def _apply(graph: Graph, name: str, operands: list[np.ndarray | None]) -> np.nda
         return None
     if int(np.prod(shape, dtype=np.int64)) > EXACT_LIMIT:
         return None
-    function = (_FLOAT_OPS if dtype.kind == "f" else _INT_OPS).get(node.op)
+    function = (NUMPY_FUNCTIONS if dtype.kind == "f" else _INT_OPS).get(node.op)
     if function is None:
         return None
     with np.errstate(all="ignore"):
