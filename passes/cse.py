@@ -15,7 +15,8 @@ Contract
   then that one. The other's data readers read the survivor, its control consumers wait on the survivor, and it is
   removed. Two equal graph outputs both stay (their names are the interface), but their readers still merge.
 - Linear in the graph: one walk in topological order, each node hashed by (op, attrs, input classes) into a table;
-  never pairwise comparison. One run reaches a fixed point.
+  never pairwise comparison. A node reading an input nothing else reads cannot have a twin until that input's
+  class gains a member: it is hashed only then. One run reaches a fixed point.
 """
 
 from __future__ import annotations
