@@ -225,7 +225,13 @@ def topological_order(graph: Graph) -> list[str]:
     """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
     names = list(graph)
     position = {name: index for index, name in enumerate(names)}
-    loop_back = {name for name in names if graph.op(name) in LOOP_BACK_OPS}
+    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+    if all(
+        position[source] < index or source in loop_back
+        for index, name in enumerate(names)
+        for source in graph.predecessors(name)
+    ):
+        return names  # already in order: what the heap below would give, in one sweep
     indegree = {name: len(graph.predecessors(name)) for name in names}
     for name in loop_back:
         for target in graph.successors(name):

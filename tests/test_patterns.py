@@ -128,3 +128,10 @@ def test_topological_order_puts_inputs_first_and_ignores_loop_back_edges() -> No
     order = topological_order(g)
     assert order.index("x") < order.index("enter") < order.index("m") < order.index("y") < order.index("next")
     assert sorted(order) == sorted(g)
+
+
+def test_topological_order_keeps_graph_order_when_it_is_one_and_breaks_ties_by_it() -> None:
+    in_order = graph(placeholder("x"), node("b", "Neg", "x"), node("a", "Neg", "x"), node("y", "AddV2", "a", "b"))
+    assert topological_order(in_order) == ["x", "b", "a", "y"]
+    shuffled = graph(node("y", "AddV2", "a", "b"), node("b", "Neg", "x"), node("a", "Neg", "x"), placeholder("x"))
+    assert topological_order(shuffled) == ["x", "b", "a", "y"]
