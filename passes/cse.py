@@ -72,9 +72,11 @@ def merge_refusal(graph: Graph, name: str) -> str | None:
     reason = _op_refusal(node.op)
     if reason is not None:
         return reason
-    if any(attr.HasField("func") or (attr.HasField("list") and attr.list.func) for attr in node.attrs.values()):
-        return "it calls a function"
-    if any(opinfo.has_ref_output(graph.op(tensor.node)) for tensor in graph.inputs_of(name)):
+    for attr in node.attrs.values():
+        kind = attr.WhichOneof("value")
+        if kind == "func" or (kind == "list" and attr.list.func):
+            return "it calls a function"
+    if any(key >= 0 and opinfo.has_ref_output(graph.op(source)) for source, key, _ in graph.in_edges(name)):
         return "it reads a ref tensor"
     return None
 
@@ -84,9 +86,14 @@ DECODE_LIMIT = 4096
 large constants are written the same way, `tensor_content`, when their values are equal)."""
 
 
-def _const_digest(graph: Graph, name: str) -> bytes:
-    """A digest of a Const's value: dtype, shape and bytes (decoded only for small constants, whose encodings
-    vary); the serialized proto for large ones and for those with no numpy form."""
+SMALL_BYTES = 256
+"""A numeric constant of at most this many bytes is keyed by its bytes themselves, not a digest of them."""
+
+
+def _const_digest(graph: Graph, name: str) -> bytes | tuple[str, tuple[int, ...], bytes]:
+    """A key of a Const's value: dtype, shape and bytes (decoded only for small constants, whose encodings
+    vary; the bytes themselves when few, else a digest); the serialized proto for large ones and for those with
+    no numpy form."""
     proto = graph.node(name).attrs["value"]
     elements = 1
     for dim in proto.tensor.tensor_shape.dim:
@@ -94,6 +101,8 @@ def _const_digest(graph: Graph, name: str) -> bytes:
     value = const_value(graph, Tensor(name)) if elements <= DECODE_LIMIT else None
     if value is None:
         return b"proto:" + hashlib.sha256(proto.SerializeToString(deterministic=True)).digest()
+    if value.dtype != object and value.nbytes <= SMALL_BYTES:
+        return (value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
     digest = hashlib.sha256(f"{value.dtype.str}{value.shape}".encode())
     if value.dtype == object:
         for item in value.reshape(-1):
