@@ -352,10 +352,10 @@ class Graph:
         return len(self._node)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._nx
+        return name in self._node
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._nx))
+        return iter(list(self._node))
 
     def nodes(self) -> Iterator[Node]:
         """Every node, in order. Safe to mutate the graph while iterating (the list is taken first)."""
@@ -508,11 +508,11 @@ class Graph:
 
     def unique_name(self, base: str) -> str:
         """`base`, or `base_1`, `base_2`, ... : the first that no node uses."""
-        if base not in self._nx:
+        if base not in self._node:
             return base
         for suffix in itertools.count(1):
             candidate = f"{base}_{suffix}"
-            if candidate not in self._nx:
+            if candidate not in self._node:
                 return candidate
         raise AssertionError("unreachable")
 
@@ -536,7 +536,7 @@ class Graph:
         proto.name = self.unique_name(proto.name)
         del proto.input[:]
         for source in [tensor.node for tensor in inputs] + list(control_inputs):
-            if source not in self._nx:
+            if source not in self._node:
                 raise GraphError(f"cannot add {proto.name!r}: input node {source!r} does not exist")
         name = proto.name
         self._node[name] = {"proto": proto}
@@ -580,7 +580,7 @@ class Graph:
 
     def set_input(self, name: str, index: int, tensor: Tensor) -> None:
         """Make data input slot `index` of `name` read `tensor`."""
-        if tensor.node not in self._nx:
+        if tensor.node not in self._node:
             raise GraphError(f"cannot rewire {name!r}: node {tensor.node!r} does not exist")
         for source, keys in self._pred[name].items():
             if index in keys:
@@ -594,7 +594,7 @@ class Graph:
     def set_inputs(self, name: str, tensors: Sequence[Tensor]) -> None:
         """Replace all data inputs of `name` with `tensors` (control inputs stay)."""
         for tensor in tensors:
-            if tensor.node not in self._nx:
+            if tensor.node not in self._node:
                 raise GraphError(f"cannot rewire {name!r}: node {tensor.node!r} does not exist")
         data_edges = [(source, key) for source, keys in self._pred[name].items() for key in keys if key >= 0]
         for source, key in data_edges:
@@ -669,7 +669,7 @@ class Graph:
 
     def add_control_input(self, name: str, source: str) -> bool:
         """Give `name` a control input from `source` unless it has one already; return whether it was added."""
-        if source not in self._nx:
+        if source not in self._node:
             raise GraphError(f"cannot add control input: node {source!r} does not exist")
         if source in self.control_inputs_of(name):
             return False
@@ -771,7 +771,7 @@ class Graph:
                 continue
             reference = _COLOCATION_PREFIX + target.encode("utf-8")
             for name in colocated:
-                if name not in self._nx:
+                if name not in self._node:
                     continue
                 attrs = self._node[name]["proto"].attr
                 if _COLOCATION_ATTR not in attrs:

@@ -178,7 +178,9 @@ def _neutral(rw: Rewriter, name: str, identity: int, operands: Sequence[int]) ->
     for index in operands:
         constant, x = inputs[index], inputs[1 - index]
         value = rw.constant(constant)
-        if value is None or is_const(rw.graph, x.node) or not np.all(value == identity):
+        if value is None or (value.size and value.flat[0] != identity) or not np.all(value == identity):
+            continue  # (the first element rules most constants out without a pass over all of them)
+        if is_const(rw.graph, x.node):
             continue
         if not broadcast_keeps_shape(rw.shape(x), value.shape):
             continue
