@@ -2,7 +2,8 @@
 
 Contract
 - `read_graph_def` never modifies the file and raises `OptimizerError` (one line naming the file) for an
-  unreadable, empty, truncated or foreign file (TFLite, ONNX, random bytes).
+  unreadable, empty, truncated or foreign file (TFLite, ONNX, random bytes): a protobuf whose first
+  `PLAUSIBLE_NODES` nodes are not all named and typed is not a GraphDef (lifting checks every node).
 - `write_graph_def` writes the whole file or nothing: a temporary file in the same folder, then a rename.
   Binary output uses deterministic serialization; a graph over the 2 GiB protobuf limit is refused before writing.
 """
@@ -62,10 +63,14 @@ def read_graph_def(path: str | os.PathLike[str]) -> GraphDef:
     return graph_def
 
 
+PLAUSIBLE_NODES = 1000
+"""How many nodes `read_graph_def` looks at to tell a GraphDef from another protobuf (lifting checks them all)."""
+
+
 def _check_plausible(graph_def: GraphDef, where: str) -> None:
     if not graph_def.node:
         raise OptimizerError("holds no nodes: not a GraphDef (another protobuf, such as ONNX or a SavedModel?)", where)
-    for index, node in enumerate(graph_def.node):
+    for index, node in enumerate(graph_def.node[:PLAUSIBLE_NODES]):
         if not node.name or not node.op:
             raise OptimizerError(f"not a GraphDef: node {index} has no name or no op", where)
 

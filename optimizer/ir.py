@@ -164,66 +164,70 @@ class Graph:
 
     @classmethod
     def _lift(cls, graph_def: GraphDef, inputs: Sequence[Tensor], outputs: Sequence[Tensor]) -> Graph:
-        # Builds networkx's adjacency dicts directly, as `add_node`/`add_edge` would (several times faster).
+        # Builds networkx's adjacency dicts directly, as `add_node`/`add_edge` would (several times faster), in one
+        # sweep: an input naming a node not lifted yet (later in the file, or itself) is linked after the sweep,
+        # and then the graph may have a cycle; when there is none, every node comes after its inputs.
         nodes = list(graph_def.node)
         graph = cls(graph_def)  # emptied of nodes below: what stays is the header
-        names = [node.name for node in nodes]
         node_store, pred, succ, by_op = graph._node, graph._pred, graph._succ, graph._by_op
-        for node, name in zip(nodes, names, strict=True):
-            if name in node_store:
-                raise GraphError(f"node name {name!r} is used twice")
-            node_store[name] = {"proto": node}
-            pred[name] = {}
-            succ[name] = {}
-            op = node.op
+        lifted_inputs = graph._lifted_inputs
+        port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
+        later: list[tuple[str, str, int, dict[str, Any], str]] = []  # (source, target, key, attrs, text)
+        port0 = _port_attrs(0)
+        for node in nodes:
+            name, op = node.name, node.op
+            if name in node_store or not name or not op:
+                raise GraphError(
+                    f"node name {name!r} is used twice" if name in node_store else f"node {name!r} has no name or op"
+                )
             group = by_op.get(op)
             if group is None:
                 group = by_op[op] = {}
             group[name] = None
-        lifted: set[str] = set()
-        in_order = True  # every input names a node lifted earlier: then no cycle is possible
-        port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
-        lifted_inputs = graph._lifted_inputs
-        port0 = _port_attrs(0)
-        for node, target in zip(nodes, names, strict=True):
+            node_store[name] = {"proto": node}
+            target_pred = pred[name] = {}
             texts = list(node.input)
-            if not texts:
-                lifted.add(target)
-                continue
-            lifted_inputs[target] = texts
-            target_pred = pred[target]
-            index = 0
-            for text in texts:
-                if text.startswith("^"):
-                    source = text[1:]
-                    order = next(graph._control_order)
-                    key, attrs = -1 - order, {"order": order}
-                else:
-                    colon = text.rfind(":")
-                    if colon > 0 and text[colon + 1 :].isdigit():
-                        source, port = text[:colon], int(text[colon + 1 :])
-                        attrs = {"port": 0, "spelled": text} if port == 0 else _port_attrs(port)
-                        if port:
-                            port_reads.append((source, port, target))
+            if texts:
+                lifted_inputs[name] = texts
+                index = 0
+                for text in texts:
+                    if text.startswith("^"):
+                        source = text[1:]
+                        order = next(graph._control_order)
+                        key, attrs = -1 - order, {"order": order}
                     else:
-                        source, attrs = text, port0
-                    key = index
-                    index += 1
-                keys = target_pred.get(source)
-                if keys is None:
-                    if source not in node_store:
-                        raise GraphError(f"node {target!r} has input {text!r}, but no node is named {source!r}")
-                    keys = target_pred[source] = succ[source][target] = {}
-                keys[key] = attrs
-                if in_order and source not in lifted:
-                    in_order = False
-            lifted.add(target)
-            node.ClearField("input")
+                        colon = text.rfind(":")
+                        if colon > 0 and text[colon + 1 :].isdigit():
+                            source, port = text[:colon], int(text[colon + 1 :])
+                            attrs = {"port": 0, "spelled": text} if port == 0 else _port_attrs(port)
+                            if port:
+                                port_reads.append((source, port, name))
+                        else:
+                            source, attrs = text, port0
+                        key = index
+                        index += 1
+                    keys = target_pred.get(source)
+                    if keys is None:
+                        source_succ = succ.get(source)
+                        if source_succ is None:
+                            later.append((source, name, key, attrs, text))
+                            continue
+                        keys = target_pred[source] = source_succ[name] = {}
+                    keys[key] = attrs
+                node.ClearField("input")
+            succ[name] = {}
+        for source, target, key, attrs, text in later:
+            if source not in node_store:
+                raise GraphError(f"node {target!r} has input {text!r}, but no node is named {source!r}")
+            keys = pred[target].get(source)
+            if keys is None:
+                keys = pred[target][source] = succ[source][target] = {}
+            keys[key] = attrs
         del graph_def.node[:]
         graph.inputs = list(inputs)
         graph.outputs = list(outputs)
         graph.mutations = 0
-        graph._lifted_port_reads = port_reads if in_order else None
+        graph._lifted_port_reads = None if later else port_reads
         return graph
 
     def lifted_port_reads(self) -> list[tuple[str, int, str]] | None:

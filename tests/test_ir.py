@@ -170,3 +170,10 @@ def test_move_readers_moves_data_ports_and_control_edges_once() -> None:
     assert graph.control_inputs_of("b") == ["new"] and graph.control_inputs_of("c") == ["new"]
     assert not graph.is_used("old")
     assert [list(node.input) for node in graph.to_graph_def().node if node.name == "a"] == [["new:1", "new"]]
+
+
+def test_lifting_rejects_a_node_without_a_name_or_an_op() -> None:
+    with pytest.raises(GraphError, match="node '' has no name or op"):
+        Graph.from_graph_def(GraphDef(node=[{"op": "NoOp"}]))
+    with pytest.raises(GraphError, match="node 'x' has no name or op"):
+        Graph.from_graph_def(GraphDef(node=[{"name": "x"}]))
