@@ -126,6 +126,7 @@ def frontier_graph_def(
             continue
         out = graph_def.node.add()
         out.CopyFrom(graph.node(name).proto)
+        del out.input[:]  # as lifted, or empty: the edges say
         out.device = ""
         if _COLOCATION_ATTR in out.attr:
             del out.attr[_COLOCATION_ATTR]

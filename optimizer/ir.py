@@ -1,9 +1,10 @@
 """The IR: a TensorFlow graph held in a `networkx.MultiDiGraph`, and the primitives passes mutate it with.
 
 Contract
-- Nodes are keyed by name. Each carries its `NodeDef` with the `input` field emptied: op, attrs (as protos, so
-  round trips are lossless), device and every other NodeDef field stay exactly as loaded.
-- Inputs live only on edges. A data edge `src -> dst` has key `index >= 0` (the input slot of `dst`) and attr
+- Nodes are keyed by name. Each carries its `NodeDef`: op, attrs (as protos, so round trips are lossless), device
+  and every other NodeDef field stay exactly as loaded. Its `input` field keeps the inputs as written until they
+  change, when it is emptied: never stale, but read inputs from the edges, not from it.
+- Inputs live on edges. A data edge `src -> dst` has key `index >= 0` (the input slot of `dst`) and attr
   `port` (the output of `src`); a control edge has a negative key and attr `order` (its place among the control
   inputs). `"name:port"` and `"^name"` strings are parsed once, in `from_graph_def`, and written once, in
   `to_graph_def`.
@@ -143,7 +144,7 @@ class Graph:
         self._touched: set[str] = set()  # nodes whose inputs changed (see `take_touched`)
         self._retyped: set[str] = set()  # nodes whose op or attrs changed: their readers are checked too
         self._lifted_port_reads: list[tuple[str, int, str]] | None = None
-        self._lifted_inputs: dict[str, list[str]] = {}  # input strings as lifted, while the node's inputs are unchanged
+        self._rewired: set[str] = set()  # nodes whose inputs changed since lifting: their `input` field is empty
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
         self.mutations = 0
@@ -170,7 +171,6 @@ class Graph:
         nodes = list(graph_def.node)
         graph = cls(graph_def)  # emptied of nodes below: what stays is the header
         node_store, pred, succ, by_op = graph._node, graph._pred, graph._succ, graph._by_op
-        lifted_inputs = graph._lifted_inputs
         port_reads: list[tuple[str, int, str]] = []  # (source, port, target) of the reads of ports above 0
         later: list[tuple[str, str, int, dict[str, Any], str]] = []  # (source, target, key, attrs, text)
         port0 = _port_attrs(0)
@@ -186,9 +186,8 @@ class Graph:
             group[name] = None
             node_store[name] = {"proto": node}
             target_pred = pred[name] = {}
-            texts = list(node.input)
+            texts = node.input
             if texts:
-                lifted_inputs[name] = texts
                 index = 0
                 for text in texts:
                     if text.startswith("^"):
@@ -214,7 +213,6 @@ class Graph:
                             continue
                         keys = target_pred[source] = source_succ[name] = {}
                     keys[key] = attrs
-                node.ClearField("input")
             succ[name] = {}
         for source, target, key, attrs, text in later:
             if source not in node_store:
@@ -245,10 +243,10 @@ class Graph:
         graph_def = GraphDef()
         graph_def.CopyFrom(self._header)
         for name, data in self._node.items():
-            proto = data["proto"]
             out = graph_def.node.add()
-            out.CopyFrom(proto)
-            out.input.extend(self._input_strings(name))
+            out.CopyFrom(data["proto"])
+            if name in self._rewired:
+                out.input.extend(self._input_strings(name))
         return graph_def
 
     def to_bytes(self) -> bytes:
@@ -258,14 +256,14 @@ class Graph:
             parts: list[bytes] = []
             for name, data in self._node.items():
                 proto = data["proto"]
-                texts = self._input_strings(name)
+                texts = self._input_strings(name) if name in self._rewired else None
                 if texts:
                     proto.input.extend(texts)
                     try:
                         body = proto.SerializeToString(deterministic=True)
                     finally:
                         proto.ClearField("input")
-                else:
+                else:  # as lifted, inputs included, or without inputs
                     body = proto.SerializeToString(deterministic=True)
                 parts.append(_NODE_TAG + _varint(len(body)))
                 parts.append(body)
@@ -293,10 +291,7 @@ class Graph:
         self.mutations = mutations + 1
 
     def _input_strings(self, name: str) -> list[str]:
-        """The `input` field of `name` as it is written (callers must not modify the list)."""
-        lifted = self._lifted_inputs.get(name)
-        if lifted is not None:
-            return lifted
+        """The `input` field of `name` as lowering writes it, from its edges."""
         data: list[tuple[int, str]] = []
         control: list[tuple[int, str]] = []
         for source, keys in self._pred[name].items():
@@ -648,17 +643,24 @@ class Graph:
             keys = self._pred[target][source] = self._succ[source][target] = {}
         keys[key] = attrs
         self._touched.add(target)
-        self._lifted_inputs.pop(target, None)
+        if target not in self._rewired:
+            self._rewire(target)
 
     def _unlink(self, source: str, target: str, key: int) -> None:
         """Remove edge `source -> target` with `key` (as networkx's `remove_edge` would)."""
         keys = self._pred[target][source]
         del keys[key]
         self._touched.add(target)
-        self._lifted_inputs.pop(target, None)
+        if target not in self._rewired:
+            self._rewire(target)
         if not keys:
             del self._pred[target][source]
             del self._succ[source][target]
+
+    def _rewire(self, name: str) -> None:
+        """`name`'s inputs change: its `input` field, written as lifted, would be stale; empty it."""
+        self._rewired.add(name)
+        self._node[name]["proto"].ClearField("input")
 
     def _drop_node(self, name: str) -> None:
         """Remove `name` and its edges (as networkx's `remove_node` would)."""
@@ -667,7 +669,7 @@ class Graph:
         for source in self._pred.pop(name):
             if source != name:  # a self-loop went with `_succ[name]`
                 del self._succ[source][name]
-        self._lifted_inputs.pop(name, None)
+        self._rewired.discard(name)
         op = self._node.pop(name)["proto"].op
         del self._by_op[op][name]
 

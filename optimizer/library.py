@@ -176,6 +176,7 @@ def lower(body: FunctionBody, signatures: Signatures, name: str | None = None) -
             continue
         out = function.node_def.add()
         out.CopyFrom(node.proto)
+        del out.input[:]  # as lifted, or empty: the edges say
         out.input.extend(spell(tensor) for tensor in graph.inputs_of(node.name))
         out.input.extend("^" + source for source in graph.control_inputs_of(node.name) if source not in arg_names)
     for arg, tensor in zip(function.signature.output_arg, graph.outputs, strict=True):
