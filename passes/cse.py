@@ -10,7 +10,8 @@ Contract
 - Never merged: stateful ops and ops TensorFlow does not know (`opinfo.is_stateful`), placeholders and graph inputs
   (fed values), control-flow primitives (`Switch`, `Merge`, `Enter`, `Exit`, `NextIteration`, `LoopCond`, ...:
   they carry frames and dead-ness), nodes that read a ref tensor (a TF1 variable read sees the value at its own
-  time), and nodes with a function-valued attr or a library function as op (a function may hide state).
+  time), and nodes with a function-valued attr their op declares (`f`, `then_branch`, ...) or a library
+  function as op (a function may hide state).
 - Of two equal nodes one survives: the one first in topological order, unless only the other holds a graph output,
   then that one. The other's data readers read the survivor, its control consumers wait on the survivor, and it is
   removed. Two equal graph outputs both stay (their names are the interface), but their readers still merge.
@@ -64,6 +65,14 @@ def _op_refusal(op: str) -> str | None:
     return None
 
 
+@functools.cache
+def _may_call(op: str) -> bool:
+    """False when `op`'s OpDef declares no function-valued attr (other attrs never run a function); True for an
+    op TensorFlow does not know or one named after a library function."""
+    definition = opinfo.op_def(op)
+    return definition is None or any(attr.type in ("func", "list(func)") for attr in definition.attr)
+
+
 def merge_refusal(graph: Graph, name: str) -> str | None:
     """Why `name` must never be merged with another node, or None."""
     if graph.is_graph_input(name):
@@ -72,10 +81,11 @@ def merge_refusal(graph: Graph, name: str) -> str | None:
     reason = _op_refusal(node.op)
     if reason is not None:
         return reason
-    for attr in node.attrs.values():
-        kind = attr.WhichOneof("value")
-        if kind == "func" or (kind == "list" and attr.list.func):
-            return "it calls a function"
+    if _may_call(node.op):
+        for attr in node.attrs.values():
+            kind = attr.WhichOneof("value")
+            if kind == "func" or (kind == "list" and attr.list.func):
+                return "it calls a function"
     if any(key >= 0 and opinfo.has_ref_output(graph.op(source)) for source, key, _ in graph.in_edges(name)):
         return "it reads a ref tensor"
     return None

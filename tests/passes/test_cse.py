@@ -137,6 +137,20 @@ def test_stateful_ops_placeholders_and_control_flow_never_merge() -> None:
     assert merge_refusal(g, "r1") and merge_refusal(g, "s1") and merge_refusal(g, "x2")
 
 
+def test_function_calls_never_merge_but_other_attrs_do_not_count_as_calls() -> None:
+    calls = [node(name, "PartitionedCall", "x", T=None) for name in ("c1", "c2")]
+    for call in calls:
+        call.attr["Tin"].list.type.append(1)
+        call.attr["Tout"].list.type.append(1)
+        call.attr["f"].func.name = "f"
+    twins = [node(name, "Neg", "x") for name in ("n1", "n2")]
+    for twin in twins:
+        twin.attr["_unused"].func.name = "f"  # not in Neg's OpDef: TensorFlow never calls it
+    g = graph(placeholder("x"), *calls, *twins, node("y", "AddN", "c1", "c2", "n1", "n2", N=4), inputs=["x"])
+    assert merge_refusal(g, "c1") == "it calls a function" and merge_refusal(g, "n1") is None
+    assert run(g) and {"c1", "c2"} <= set(g) and len({"n1", "n2"} & set(g)) == 1
+
+
 def test_a_graph_output_survives_and_two_outputs_both_stay() -> None:
     g = graph(
         placeholder("x"),
