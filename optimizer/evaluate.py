@@ -41,6 +41,7 @@ from optimizer.exact import exact_values
 from optimizer.ir import Graph, Tensor
 from optimizer.library import referenced_library
 from optimizer.protos import GraphDef, TensorProto
+from optimizer.tensor import from_numpy
 
 log = logging.getLogger(__name__)
 
@@ -273,12 +274,14 @@ def to_tensor_proto(value: Any, dtype: Any) -> TensorProto:
     tf = tensorflow()
     dtype = tf.as_dtype(dtype)
     array = np.asarray(value)
+    as_is = array.dtype == dtype.as_numpy_dtype  # then the numpy dtype says it all (`from_numpy`'s fast path)
     if array.size > 1 and _all_bitwise_equal(array):
-        proto: TensorProto = tf.make_tensor_proto(array.reshape(-1)[:1].reshape(()), dtype=dtype)
-        proto.tensor_shape.CopyFrom(tf.TensorShape(array.shape).as_proto())
+        proto = from_numpy(array.reshape(-1)[:1].reshape(()), None if as_is else dtype)
+        del proto.tensor_shape.dim[:]
+        for size in array.shape:
+            proto.tensor_shape.dim.add(size=size)
         return proto
-    full: TensorProto = tf.make_tensor_proto(array, dtype=dtype)
-    return full
+    return from_numpy(array, None if as_is else dtype)
 
 
 _NOISE = ("Graph execution error", "Detected at node", "Node:", "[[", "File ", "(most recent")

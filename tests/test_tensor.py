@@ -78,3 +78,22 @@ def test_a_proto_tensorflow_rejects_is_rejected_the_same_way() -> None:
         tf.make_ndarray(proto)
     with pytest.raises(ValueError):
         to_numpy(proto)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.float32(1.5),
+        np.array(2.0, np.float32),
+        np.array([1.0, -0.0, np.nan], np.float32),
+        np.array([[1, 2], [3, 4]], np.int64),
+        np.array([7], np.int32),
+        np.array([], np.float64),
+        np.zeros((2, 0, 3), np.float32),
+        np.arange(6, dtype=np.float64).reshape(2, 3).T,  # not C-contiguous
+        np.array([True, False]),
+    ],
+    ids=lambda value: f"{np.asarray(value).dtype}{np.asarray(value).shape}",
+)
+def test_from_numpy_encodes_as_tensorflow_does(value: np.ndarray) -> None:
+    assert from_numpy(value) == tf.make_tensor_proto(value)
