@@ -49,8 +49,9 @@ def to_numpy(proto: TensorProto) -> np.ndarray:
     return np.asarray(tensorflow().make_ndarray(proto))
 
 
-_FAST_ENCODINGS = {np.dtype(numpy_type): (enum, field) for enum, (numpy_type, field) in _FAST_DTYPES.items()}
-_FAST_ENCODINGS.pop(np.dtype(np.bool_))
+_FAST_ENCODINGS: dict[np.dtype, tuple[int, str]] = {
+    np.dtype(numpy_type): (enum, field) for enum, (numpy_type, field) in _FAST_DTYPES.items() if numpy_type != np.bool_
+}
 
 
 def from_numpy(value: Any, dtype: Any = None) -> TensorProto:
