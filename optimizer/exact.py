@@ -19,7 +19,7 @@ import numpy as np
 
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import TensorProto
-from optimizer.tensor import to_numpy
+from optimizer.tensor import NUMERIC_DTYPES, to_numpy
 
 EXACT_LIMIT = 1 << 16
 """Most elements of an input or result computed here."""
@@ -34,12 +34,7 @@ NUMPY_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {  # on floats; integers
 }
 _INT_OPS = {op: function for op, function in NUMPY_FUNCTIONS.items() if op != "RealDiv"}
 EXACT_OPS = frozenset(NUMPY_FUNCTIONS)
-_DTYPES: dict[int, np.dtype] = {
-    1: np.dtype(np.float32),
-    2: np.dtype(np.float64),
-    3: np.dtype(np.int32),
-    9: np.dtype(np.int64),
-}
+_DTYPES = NUMERIC_DTYPES
 _ARITY = {"Neg": 1}
 
 

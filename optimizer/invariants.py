@@ -15,7 +15,7 @@ from optimizer import opinfo
 from optimizer.errors import GraphError
 from optimizer.ir import Graph
 
-LOOP_BACK_OPS = frozenset({"NextIteration", "RefNextIteration"})
+LOOP_BACK_OPS = opinfo.LOOP_BACK_OPS
 
 
 def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
@@ -79,7 +79,7 @@ def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
 
 def _check_acyclic(graph: Graph) -> None:
     """Kahn's algorithm over every edge except those leaving a loop's back edge."""
-    loop_back = {name for name in graph if graph.op(name) in LOOP_BACK_OPS}
+    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
     indegree = {name: len(graph.predecessors(name)) for name in graph}
     for name in loop_back:
         for target in graph.successors(name):

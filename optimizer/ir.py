@@ -217,10 +217,7 @@ class Graph:
         for source, target, key, attrs, text in later:
             if source not in node_store:
                 raise GraphError(f"node {target!r} has input {text!r}, but no node is named {source!r}")
-            keys = pred[target].get(source)
-            if keys is None:
-                keys = pred[target][source] = succ[source][target] = {}
-            keys[key] = attrs
+            graph._connect(source, target, key, attrs)
         del graph_def.node[:]
         graph.inputs = list(inputs)
         graph.outputs = list(outputs)
@@ -636,12 +633,16 @@ class Graph:
         order = next(self._control_order)
         self._link(source, target, -1 - order, {"order": order})
 
-    def _link(self, source: str, target: str, key: int, attrs: dict[str, Any]) -> None:
+    def _connect(self, source: str, target: str, key: int, attrs: dict[str, Any]) -> None:
         """Add edge `source -> target` with `key` in networkx's adjacency dicts (as `add_edge` would)."""
         keys = self._pred[target].get(source)
         if keys is None:
             keys = self._pred[target][source] = self._succ[source][target] = {}
         keys[key] = attrs
+
+    def _link(self, source: str, target: str, key: int, attrs: dict[str, Any]) -> None:
+        """`_connect`, as a change of `target`'s inputs."""
+        self._connect(source, target, key, attrs)
         self._touched.add(target)
         if target not in self._rewired:
             self._rewire(target)

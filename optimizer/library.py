@@ -205,12 +205,7 @@ def referenced_functions(graph: Graph, roots: Iterable[NodeDef] | None = None) -
     """The library functions `roots` (default: the graph's nodes) call, transitively, with their gradients."""
     names = {function.signature.name for function in graph.library.function}
     nodes = roots if roots is not None else (node.proto for node in graph.nodes())
-    return _closure(graph, [name for node in nodes for name in called_functions(node, names)])
-
-
-def _closure(graph: Graph, names: Iterable[str]) -> set[str]:
-    """`names` and every function they call, transitively, with the gradient functions registered for them."""
-    return function_closure(graph.library, names)
+    return function_closure(graph.library, [name for node in nodes for name in called_functions(node, names)])
 
 
 def function_closure(library: FunctionDefLibrary, names: Iterable[str]) -> set[str]:
@@ -242,7 +237,7 @@ def referenced_library(nodes: Iterable[NodeDef], library: FunctionDefLibrary) ->
 
 def drop_unreferenced(graph: Graph, candidates: Iterable[str]) -> list[str]:
     """Remove each candidate function, and each function only they call, that nothing references any more."""
-    removed = sorted(_closure(graph, candidates) - referenced_functions(graph))
+    removed = sorted(function_closure(graph.library, candidates) - referenced_functions(graph))
     for name in removed:
         graph.remove_function(name)
     return removed

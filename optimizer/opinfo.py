@@ -66,6 +66,9 @@ def has_ref_output(op: str) -> bool:
     return definition is not None and any(arg.is_ref for arg in definition.output_arg)
 
 
+LOOP_BACK_OPS = frozenset({"NextIteration", "RefNextIteration"})
+"""The back edges of TF1 while loops: the one place a graph may have a cycle."""
+
 SWITCH_OPS = frozenset({"Switch", "RefSwitch", "_SwitchN"})
 """Ops whose outputs are dead on the branch not taken (TF1 control flow)."""
 

@@ -37,7 +37,7 @@ from optimizer.tensor import to_numpy
 EVALUATE_LIMIT = 1 << 16
 CONTROL_FLOW_OPS = opinfo.CONTROL_FLOW_OPS
 PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault", "_Arg"})
-LOOP_BACK_OPS = frozenset({"NextIteration", "RefNextIteration"})
+LOOP_BACK_OPS = opinfo.LOOP_BACK_OPS
 
 
 def is_const(graph: Graph, name: str) -> bool:

@@ -49,9 +49,11 @@ def to_numpy(proto: TensorProto) -> np.ndarray:
     return np.asarray(tensorflow().make_ndarray(proto))
 
 
-_FAST_ENCODINGS: dict[np.dtype, tuple[int, str]] = {
-    np.dtype(numpy_type): (enum, field) for enum, (numpy_type, field) in _FAST_DTYPES.items() if numpy_type != np.bool_
+NUMERIC_DTYPES: dict[int, np.dtype] = {
+    enum: np.dtype(numpy_type) for enum, (numpy_type, _) in _FAST_DTYPES.items() if numpy_type != np.bool_
 }
+"""DataType enum -> numpy dtype of float32/64 and int32/64, which `from_numpy` encodes without TensorFlow."""
+_FAST_ENCODINGS = {dtype: (enum, _FAST_DTYPES[enum][1]) for enum, dtype in NUMERIC_DTYPES.items()}
 
 
 def from_numpy(value: Any, dtype: Any = None) -> TensorProto:
