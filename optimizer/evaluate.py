@@ -85,10 +85,6 @@ class Evaluation:
         return to_tensor_proto(self.values[tensor], self.dtypes[tensor])
 
 
-def _is_constant(graph: Graph, name: str) -> bool:
-    return graph.op(name) in foldable.CONSTANT_OPS and not graph.is_graph_input(name)
-
-
 def frontier_graph_def(
     graph: Graph, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto] | None = None
 ) -> GraphDef:
