@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, KeysView, Sequence
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -377,8 +377,7 @@ class Graph:
 
     def constant_bytes(self) -> int:
         """Bytes of every `Const` node's serialized value (weights are measured, not decoded)."""
-        protos = (data["proto"] for data in self._node.values())
-        return sum(proto.attr["value"].ByteSize() for proto in protos if proto.op == "Const")
+        return sum(self._node[name]["proto"].attr["value"].ByteSize() for name in self._by_op.get("Const", ()))
 
     # ----- edges ----------------------------------------------------------------------------------------------
 
@@ -394,6 +393,11 @@ class Graph:
         for target, keys in self._succ[name].items():
             for key, attrs in keys.items():
                 yield target, key, attrs
+
+    def edges_into(self, name: str) -> Mapping[str, Mapping[int, dict[str, Any]]]:
+        """The edges into `name` grouped by source, `{source: {key: attrs}}` (keys and attrs as in `in_edges`): a
+        live read-only view of the adjacency, the fastest way to read every input; copy it before mutating."""
+        return self._pred[name]
 
     def in_degree(self, name: str) -> int:
         """How many edges (data and control) enter `name`."""

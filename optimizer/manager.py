@@ -2,7 +2,9 @@
 
 Contract
 - Passes run in order; with `fixed_point=True` the whole pipeline repeats until an iteration changes nothing or
-  `max_iterations` is reached.
+  `max_iterations` is reached. A pass is a function of the graph: in a repeat, a pass whose last run changed nothing
+  is skipped (and not recorded) while the graph has not changed since, and the run stops as soon as every pass of
+  the pipeline is in that state.
 - `changed` is computed from the graph's mutation counter. A pass that returns a boolean contrary to it is a bug
   and fails the run.
 - After each pass that changed the graph, `check_graph` checks the nodes it touched, and after the last pass of
@@ -112,11 +114,16 @@ class PassManager:
             str(self.pipeline), op_counts_before=graph.op_counts(), constant_bytes_before=graph.constant_bytes()
         )
         done: list[str] = []
+        clean_at: dict[str, int] = {}  # pass (as configured) -> mutation count at which its last run changed nothing
         graph.take_touched()
         for iteration in range(1, (self.max_iterations if self.fixed_point else 1) + 1):
             report.iterations = iteration
             changed = False
             for step in self.pipeline:
+                if all(clean_at.get(str(other)) == graph.mutations for other in self.pipeline):
+                    break  # a fixed point: every pass has just seen this very graph and changed nothing
+                if clean_at.get(str(step)) == graph.mutations:
+                    continue
                 for announce in self.before_pass:
                     announce(str(step), iteration)
                 record = self._run_guarded(step, graph, iteration, done)
@@ -126,6 +133,8 @@ class PassManager:
                         callback(record, graph)
                 done.append(str(step))
                 changed |= record.changed
+                if not record.changed and record.error is None:
+                    clean_at[str(step)] = graph.mutations
             if not changed:
                 break
         if self.check and report.changed:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,22 +75,31 @@ def _may_call(op: str) -> bool:
     return definition is None or any(attr.type in ("func", "list(func)") for attr in definition.attr)
 
 
-def merge_refusal(graph: Graph, name: str) -> str | None:
-    """Why `name` must never be merged with another node, or None."""
+def merge_refusal(graph: Graph, name: str, ref_ops: Collection[str] | None = None) -> str | None:
+    """Why `name` must never be merged with another node, or None. `ref_ops`, when given, are the graph's ops
+    with a ref output (`ref_ops_of`), found once for many calls."""
     if graph.is_graph_input(name):
         return "it is a graph input (fed)"
-    node = graph.node(name)
-    reason = _op_refusal(node.op)
+    attrs = graph.node(name).attrs
+    op = graph.op(name)
+    reason = _op_refusal(op)
     if reason is not None:
         return reason
-    if _may_call(node.op):
-        for attr in node.attrs.values():
+    if _may_call(op):
+        for attr in attrs.values():
             kind = attr.WhichOneof("value")
             if kind == "func" or (kind == "list" and attr.list.func):
                 return "it calls a function"
-    if any(key >= 0 and opinfo.has_ref_output(graph.op(source)) for source, key, _ in graph.in_edges(name)):
+    if ref_ops is None:
+        ref_ops = ref_ops_of(graph)
+    if ref_ops and any(key >= 0 and graph.op(source) in ref_ops for source, key, _ in graph.in_edges(name)):
         return "it reads a ref tensor"
     return None
+
+
+def ref_ops_of(graph: Graph) -> frozenset[str]:
+    """The ops in `graph` with a ref output (TF1 variables and their plumbing)."""
+    return frozenset(op for op in graph.op_counts() if opinfo.has_ref_output(op))
 
 
 DECODE_LIMIT = 4096
@@ -123,10 +134,14 @@ def _const_digest(graph: Graph, name: str) -> bytes | tuple[str, tuple[int, ...]
     return digest.digest()
 
 
-def _attrs_key(graph: Graph, name: str) -> tuple[tuple[str, bytes], ...]:
-    attrs = graph.node(name).attrs
-    skip = {"value"} if graph.op(name) == "Const" else set()
-    return tuple((key, attrs[key].SerializeToString(deterministic=True)) for key in sorted(attrs) if key not in skip)
+MEMO_BYTES = 1024
+"""A Const whose serialized value is at most this many bytes has its key remembered by those bytes: equal encodings
+(the common case: the same constant written many times) are decoded once."""
+
+
+def _attrs_key(attrs: Any, skip: str) -> tuple[tuple[str, bytes], ...]:
+    """Every attr but `skip`, in name order, with its serialized bytes."""
+    return tuple((key, attrs[key].SerializeToString(deterministic=True)) for key in sorted(attrs) if key != skip)
 
 
 @dataclass
@@ -139,6 +154,8 @@ class _Table:
     table: dict[Key, int]
     deferred: dict[int, list[str]] = field(default_factory=dict)  # see `exclusive_class`
     shared: set[int] = field(default_factory=set)  # classes that keep more than one node (equal graph outputs)
+    ref_ops: frozenset[str] = frozenset()  # see `merge_refusal`
+    const_keys: dict[bytes, object] = field(default_factory=dict)  # see `MEMO_BYTES`
 
     def fresh(self, name: str) -> None:
         self.class_of[name] = len(self.survivor)
@@ -149,8 +166,8 @@ class _Table:
         keeps, if any. Until another node joins that class, no node can have the same inputs as `name`: it is not
         hashed but deferred, and hashed into the table (`join`) only when its class gains a member."""
         graph = self.graph
-        for source, key, _ in graph.in_edges(name):
-            if key >= 0 and graph.has_one_out_edge(source) and self.class_of[source] not in self.shared:
+        for source, keys in graph.edges_into(name).items():
+            if graph.has_one_out_edge(source) and next(iter(keys)) >= 0 and self.class_of[source] not in self.shared:
                 return self.class_of[source]
         return None
 
@@ -158,36 +175,51 @@ class _Table:
         """`name` joins class `cls`: the readers deferred on `cls` now may have twins, so they enter the table."""
         self.class_of[name] = cls
         for reader in self.deferred.pop(cls, ()):
-            if reader in self.graph and merge_refusal(self.graph, reader) is None:
+            if reader in self.graph and merge_refusal(self.graph, reader, self.ref_ops) is None:
                 self.table.setdefault(self.key(reader), self.class_of[reader])
 
     def key(self, name: str) -> Key:
-        graph = self.graph
+        graph, class_of = self.graph, self.class_of
         node = graph.node(name)
+        op, attrs = node.op, node.attrs
         indexed: list[tuple[int, int, int]] = []
         controls: set[int] = set()
-        for source, key, attrs in graph.in_edges(name):
-            if key >= 0:
-                indexed.append((key, self.class_of[source], attrs["port"]))
-            else:
-                controls.add(self.class_of[source])
-        indexed.sort()
+        for source, keys in graph.edges_into(name).items():
+            for key, edge in keys.items():
+                if key >= 0:
+                    indexed.append((key, class_of[source], edge["port"]))
+                else:
+                    controls.add(class_of[source])
+        if len(indexed) > 1:
+            indexed.sort()
         data = [(cls, port) for _, cls, port in indexed]
-        if node.op in COMMUTATIVE_OPS and len(data) == 2 and ("T" not in node.attrs or node.attrs["T"].type != _STRING):
+        if op in COMMUTATIVE_OPS and len(data) == 2 and ("T" not in attrs or attrs["T"].type != _STRING):
             data.sort()
-        control = frozenset(controls)
-        value = _const_digest(graph, name) if node.op == "Const" else None
-        return (node.op, node.device, _attrs_key(graph, name), tuple(data), control, value)
+        if op != "Const":
+            return (op, node.device, _attrs_key(attrs, ""), tuple(data), frozenset(controls), None)
+        return (op, node.device, _attrs_key(attrs, "value"), tuple(data), frozenset(controls), self.const_key(name))
+
+    def const_key(self, name: str) -> object:
+        """`_const_digest`, remembered by the serialized value for small constants (see `MEMO_BYTES`)."""
+        value = self.graph.node(name).attrs["value"]
+        if value.ByteSize() > MEMO_BYTES:
+            return _const_digest(self.graph, name)
+        data = value.SerializeToString(deterministic=True)
+        found = self.const_keys.get(data)
+        if found is None:
+            found = self.const_keys[data] = _const_digest(self.graph, name)
+        return found
 
 
 def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     """Merge equal nodes (see the module docstring); return how many nodes were removed."""
-    state = _Table(graph, {}, {}, {})
+    state = _Table(graph, {}, {}, {}, ref_ops=ref_ops_of(graph))
+    classified = state.class_of.keys()
     removed = 0
     for name in topological_order(graph):
         if name not in graph:
             continue
-        if any(source not in state.class_of for source in graph.predecessors(name)):
+        if not classified >= graph.predecessors(name):
             state.fresh(name)
             continue
         exclusive = state.exclusive_class(name)
@@ -195,7 +227,7 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
             state.fresh(name)
             state.deferred.setdefault(exclusive, []).append(name)
             continue
-        if merge_refusal(graph, name) is not None:
+        if merge_refusal(graph, name, state.ref_ops) is not None:
             state.fresh(name)
             continue
         key = state.key(name)

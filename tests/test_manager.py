@@ -35,6 +35,21 @@ def test_fixed_point_repeats_until_a_round_changes_nothing() -> None:
     assert [record.changed for record in report.records] == [True, True, False, False]
 
 
+def test_a_repeat_skips_each_pass_that_changed_nothing_on_the_graph_it_would_see_again() -> None:
+    graph = graph_of(SMALL, inputs=("x",), outputs=("y",))
+    report = PassManager("identity,strip,prune,strip", fixed_point=True).run(graph)
+    # round 2: strip (as configured) last saw the graph round 1 left and changed nothing: both its places skip it
+    assert [(r.name, r.iteration, r.changed) for r in report.records] == [
+        ("identity", 1, True),
+        ("strip", 1, False),
+        ("prune", 1, True),
+        ("strip", 1, False),
+        ("identity", 2, False),
+        ("prune", 2, False),
+    ]
+    assert report.iterations == 2 and len(graph) == 2
+
+
 def test_a_pass_that_lies_about_changing_fails_with_its_name() -> None:
     @function_pass("liar", register=False)
     def liar(graph: Graph, ctx: PassContext) -> bool:
