@@ -28,7 +28,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "default-attrs": "passes.default_attrs:DefaultAttrs",
 }
 
-DEFAULT_PIPELINE = "inline,freeze,strip,prune,identity,cse,fold,fold-batch-norms,arith,cse,prune"
+DEFAULT_PIPELINE = "inline,freeze,strip,prune,identity,fold-batch-norms,cse,fold,arith,cse,prune"
 
 ENTRY_POINT_GROUP = "optimizer.passes"
 

@@ -37,7 +37,7 @@ from optimizer.ir import Graph
 from optimizer.variables import is_variable_node
 
 TFLITE_PIPELINE = (
-    "inline,unfuse,freeze,strip,prune,identity,cse,fold,fold-batch-norms,arith,cse,branch-outputs,prune,default-attrs"
+    "inline,unfuse,freeze,strip,prune,identity,fold-batch-norms,cse,fold,arith,cse,branch-outputs,prune,default-attrs"
 )
 
 

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+import optimizer
 from optimizer import PassContext, PassManager, get_pass
 from optimizer.protos import GraphDef
 from optimizer.tensor import to_numpy
 from passes.fold_batch_norms import FoldBatchNorms, channel_vector, match_layer
-from tests.passes.runnable import build, constant, lift, ops, optimized, placeholder, tf
+from tests.passes.runnable import build, check_outputs, constant, lift, ops, optimized, placeholder, tf
 
 FOLD = "fold-batch-norms"
 rng = np.random.default_rng(7)
@@ -385,3 +386,21 @@ def test_second_run_and_budget_zero_change_nothing() -> None:
     assert not PassManager(FOLD, context=PassContext(max_rewrites=0)).run(graph).changed
     assert PassManager(FOLD).run(graph).changed
     assert not PassManager(FOLD).run(graph).changed
+
+
+def test_the_default_pipeline_folds_each_batch_norm_before_merging_equal_weights() -> None:
+    """Convolutions written with equal weights, each with its own batch norm: `cse` would merge the weights into
+    one that three layers share, which this pass never changes, so it must run first (a corpus case caught it)."""
+    filters = random(3, 3, 4, 4)
+
+    def body() -> None:
+        image = placeholder("x", [1, 5, 5, 4])
+        for _ in range(3):
+            image = tf.nn.relu(fused_batch_norm(conv2d(image, filters), 4)[0])
+        tf.identity(image, name="y")
+
+    original = build(body)
+    graph = lift(original, ["x"], ["y"])
+    optimizer.optimize(graph)
+    assert ops(graph) == {"Placeholder": 1, "Const": 6, "Conv2D": 3, "BiasAdd": 3, "Relu": 3, "Identity": 1}
+    check_outputs(original, graph)
