@@ -3,8 +3,8 @@
 Contract
 - Passes run in order; with `fixed_point=True` the whole pipeline repeats until an iteration changes nothing or
   `max_iterations` is reached. A pass is a function of the graph: in a repeat, a pass whose last run changed nothing
-  is skipped (and not recorded) while the graph has not changed since, and the run stops as soon as every pass of
-  the pipeline is in that state.
+  (or an `idempotent` pass, whatever its last run did) is skipped, and not recorded, while the graph has not changed
+  since, and the run stops as soon as every pass of the pipeline is in that state.
 - `changed` is computed from the graph's mutation counter. A pass that returns a boolean contrary to it is a bug
   and fails the run.
 - After each pass that changed the graph, `check_graph` checks the nodes it touched, and after the last pass of
@@ -114,7 +114,7 @@ class PassManager:
             str(self.pipeline), op_counts_before=graph.op_counts(), constant_bytes_before=graph.constant_bytes()
         )
         done: list[str] = []
-        clean_at: dict[str, int] = {}  # pass (as configured) -> mutation count at which its last run changed nothing
+        clean_at: dict[str, int] = {}  # pass (as configured) -> mutation count after a run that left it nothing to do
         graph.take_touched()
         for iteration in range(1, (self.max_iterations if self.fixed_point else 1) + 1):
             report.iterations = iteration
@@ -133,7 +133,7 @@ class PassManager:
                         callback(record, graph)
                 done.append(str(step))
                 changed |= record.changed
-                if not record.changed and record.error is None:
+                if record.error is None and (step.idempotent or not record.changed):
                     clean_at[str(step)] = graph.mutations
             if not changed:
                 break

@@ -42,6 +42,9 @@ class Pass:
     """Base of every pass. Subclasses set `name`, declare options as dataclass fields, and define `run`."""
 
     name: ClassVar[str] = ""
+    idempotent: ClassVar[bool] = False
+    """True when one run reaches the pass's own fixed point (a second run right after changes nothing): the
+    manager then treats the graph it leaves as one the pass has seen."""
 
     def run(self, graph: Graph, ctx: PassContext) -> bool | None:
         """Rewrite `graph` in place; return whether it changed (or None to let the manager count)."""

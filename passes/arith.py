@@ -615,6 +615,7 @@ class Arith(Pass):
     """Algebraic simplification; see the module docstring and `RULES`."""
 
     name = "arith"
+    idempotent = True
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         rewrites = simplify(graph, ctx)

@@ -258,6 +258,7 @@ class CommonSubexpressions(Pass):
     """Merge nodes with the same op, attrs and inputs; see the module docstring."""
 
     name = "cse"
+    idempotent = True
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         removed = eliminate_common_subexpressions(graph, ctx)

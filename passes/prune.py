@@ -26,6 +26,7 @@ class Prune(Pass):
     """Remove nodes that no declared output or input needs."""
 
     name = "prune"
+    idempotent = True
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         if not graph.outputs:
