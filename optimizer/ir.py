@@ -560,7 +560,8 @@ class Graph:
             users = sorted(self._succ[name])
             raise GraphError(f"cannot remove {name!r}: still used by {', '.join(users[:5])}")
         self._drop_node(name)
-        self._drop_colocation_with({name})
+        if self._colocation_index():
+            self._drop_colocation_with({name})
         self.mutations += 1
 
     def remove_nodes(self, names: Iterable[str]) -> int:
