@@ -70,3 +70,11 @@ def test_the_tf2_example_runs_a_frozen_graph_as_a_session_would(in_tmp: Path) ->
         graph.as_graph_def(), {"images:0": np.zeros((1, 224, 224, 3), np.float32)}, ["probabilities:0"]
     )
     np.testing.assert_allclose(namespace["probabilities"].numpy(), expected[0])  # type: ignore[attr-defined]
+
+
+def test_the_benchmark_tables_are_the_committed_results() -> None:
+    import scripts.readme_benchmarks as splice
+
+    assert splice.spliced(README) == README, "run scripts/readme_benchmarks.py after benchmarks/all.py"
+    changed = splice.spliced(README.replace("| synthetic | 10,000 nodes |", "| synthetic | 9 nodes |", 1))
+    assert changed == README
