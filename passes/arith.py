@@ -89,7 +89,8 @@ class Rewriter:
         self.worklist: deque[str] = deque()
         self.queued: set[str] = set()
         self._values: dict[Tensor, np.ndarray | None] = {}  # decoded constants, while the graph is unchanged
-        self._values_at = graph.mutations
+        self._inputs: dict[str, tuple[Tensor, ...]] = {}  # data inputs, while the graph is unchanged
+        self._cached_at = graph.mutations
 
     @cached_property
     def shapes(self) -> StaticShapes:
@@ -109,12 +110,25 @@ class Rewriter:
         shape = const_shape(self.graph, tensor)
         return shape if shape is not None else self.shapes.shape(tensor)
 
+    def _unchanged(self) -> None:
+        """Forget what was read of the graph if it changed since."""
+        if self._cached_at != self.graph.mutations:
+            self._values.clear()
+            self._inputs.clear()
+            self._cached_at = self.graph.mutations
+
+    def inputs(self, name: str) -> tuple[Tensor, ...]:
+        """`graph.inputs_of(name)`, read once while the graph is unchanged (rules look at the same nodes often)."""
+        self._unchanged()
+        found = self._inputs.get(name)
+        if found is None:
+            found = self._inputs[name] = tuple(self.graph.inputs_of(name))
+        return found
+
     def constant(self, tensor: Tensor) -> np.ndarray | None:
         """The numeric value of `tensor` when a Const produces it (decoded once while the graph is unchanged:
         rules look at the same constants many times; callers must not modify it)."""
-        if self._values_at != self.graph.mutations:
-            self._values.clear()
-            self._values_at = self.graph.mutations
+        self._unchanged()
         if tensor not in self._values:
             value = const_value(self.graph, tensor)
             if value is not None:
@@ -172,7 +186,7 @@ def _control_of(rw: Rewriter, names: Sequence[str]) -> list[str]:
 
 def _neutral(rw: Rewriter, name: str, identity: int, operands: Sequence[int]) -> bool:
     """`x op c -> x` when the constant operand at one of `operands` is all `identity` and does not broadcast `x`."""
-    inputs = rw.graph.inputs_of(name)
+    inputs = rw.inputs(name)
     if len(inputs) != 2:
         return False
     for index in operands:
@@ -227,7 +241,7 @@ def involution(rw: Rewriter, name: str) -> bool:
 
 def _split_constant(rw: Rewriter, name: str) -> tuple[Tensor, int, np.ndarray, str] | None:
     """`(x, index of x, constant value, constant node)` of a binary node with exactly one Const operand."""
-    inputs = rw.graph.inputs_of(name)
+    inputs = rw.inputs(name)
     if len(inputs) != 2:
         return None
     for index in (0, 1):
