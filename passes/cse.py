@@ -141,7 +141,8 @@ MEMO_BYTES = 1024
 
 def _attrs_key(attrs: Any, skip: str) -> tuple[tuple[str, bytes], ...]:
     """Every attr but `skip`, in name order, with its serialized bytes."""
-    return tuple((key, attrs[key].SerializeToString(deterministic=True)) for key in sorted(attrs) if key != skip)
+    names = sorted(attrs) if len(attrs) > 1 else list(attrs)
+    return tuple([(key, attrs[key].SerializeToString(deterministic=True)) for key in names if key != skip])
 
 
 @dataclass
@@ -180,8 +181,8 @@ class _Table:
 
     def key(self, name: str) -> Key:
         graph, class_of = self.graph, self.class_of
-        node = graph.node(name)
-        op, attrs = node.op, node.attrs
+        proto = graph.node(name).proto
+        op, attrs = proto.op, proto.attr
         indexed: list[tuple[int, int, int]] = []
         controls: set[int] = set()
         for source, keys in graph.edges_into(name).items():
@@ -196,8 +197,8 @@ class _Table:
         if op in COMMUTATIVE_OPS and len(data) == 2 and ("T" not in attrs or attrs["T"].type != _STRING):
             data.sort()
         if op != "Const":
-            return (op, node.device, _attrs_key(attrs, ""), tuple(data), frozenset(controls), None)
-        return (op, node.device, _attrs_key(attrs, "value"), tuple(data), frozenset(controls), self.const_key(name))
+            return (op, proto.device, _attrs_key(attrs, ""), tuple(data), frozenset(controls), None)
+        return (op, proto.device, _attrs_key(attrs, "value"), tuple(data), frozenset(controls), self.const_key(name))
 
     def const_key(self, name: str) -> object:
         """`_const_digest`, remembered by the serialized value for small constants (see `MEMO_BYTES`)."""
