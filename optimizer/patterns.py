@@ -224,14 +224,16 @@ def remove_dead(graph: Graph, seeds: Iterable[str]) -> int:
 def topological_order(graph: Graph) -> list[str]:
     """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
     names = list(graph)
-    position = {name: index for index, name in enumerate(names)}
     loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
-    if all(
-        position[source] < index or source in loop_back
-        for index, name in enumerate(names)
-        for source in graph.predecessors(name)
-    ):
+    seen: set[str] = set()
+    for name in names:
+        inputs = graph.predecessors(name)
+        if not seen.issuperset(inputs) and not all(source in seen or source in loop_back for source in inputs):
+            break
+        seen.add(name)
+    else:
         return names  # already in order: what the heap below would give, in one sweep
+    position = {name: index for index, name in enumerate(names)}
     indegree = {name: len(graph.predecessors(name)) for name in names}
     for name in loop_back:
         for target in graph.successors(name):
