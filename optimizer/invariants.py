@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from optimizer import opinfo
 from optimizer.errors import GraphError
 from optimizer.ir import Graph
+from optimizer.patterns import in_topological_order
 
 LOOP_BACK_OPS = opinfo.LOOP_BACK_OPS
 
@@ -61,25 +62,33 @@ def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) ->
 
 def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
     """Data inputs of each of `names` fill slots 0..n-1 and read ports their producers have."""
-    output_counts: dict[str, int | None] = {}
+    fixed: dict[str, int | None] = {}  # op -> `opinfo.fixed_output_count`
     for name in names:
         slots: list[int] = []
-        for source, key, attrs in graph.in_edges(name):
-            if key < 0:
-                continue
-            slots.append(key)
-            port = attrs["port"]
-            count = output_counts[source] if source in output_counts else graph.num_outputs(source)
-            output_counts[source] = count
-            if count is not None and port >= count:
-                raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")
+        for source, keys in graph.edges_into(name).items():
+            for key, attrs in keys.items():
+                if key < 0:
+                    continue
+                slots.append(key)
+                op = graph.op(source)
+                if op not in fixed:
+                    fixed[op] = opinfo.fixed_output_count(op)
+                count = fixed[op]
+                if count is None:  # the count depends on the node's attrs, or the op is unknown
+                    count = graph.num_outputs(source)
+                port = attrs["port"]
+                if count is not None and port >= count:
+                    raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")
         if slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
             raise GraphError(f"node {name!r} has data inputs in slots {sorted(slots)}, not 0..{len(slots) - 1}")
 
 
 def _check_acyclic(graph: Graph) -> None:
-    """Kahn's algorithm over every edge except those leaving a loop's back edge."""
+    """Kahn's algorithm over every edge except those leaving a loop's back edge, unless the graph's own order
+    already puts every node after its inputs."""
     loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+    if in_topological_order(graph, graph, loop_back):
+        return
     indegree = {name: len(graph.predecessors(name)) for name in graph}
     for name in loop_back:
         for target in graph.successors(name):

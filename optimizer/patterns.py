@@ -221,18 +221,23 @@ def remove_dead(graph: Graph, seeds: Iterable[str]) -> int:
     return removed
 
 
-def topological_order(graph: Graph) -> list[str]:
-    """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
-    names = list(graph)
-    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+def in_topological_order(graph: Graph, names: Iterable[str], loop_back: set[str]) -> bool:
+    """True when every node of `names` comes after its inputs, reads from the `loop_back` nodes aside."""
     seen: set[str] = set()
     for name in names:
         inputs = graph.predecessors(name)
         if not seen.issuperset(inputs) and not all(source in seen or source in loop_back for source in inputs):
-            break
+            return False
         seen.add(name)
-    else:
-        return names  # already in order: what the heap below would give, in one sweep
+    return True
+
+
+def topological_order(graph: Graph) -> list[str]:
+    """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
+    names = list(graph)
+    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+    if in_topological_order(graph, names, loop_back):
+        return names  # what the heap below would give, in one sweep
     position = {name: index for index, name in enumerate(names)}
     indegree = {name: len(graph.predecessors(name)) for name in names}
     for name in loop_back:

@@ -11,6 +11,7 @@ from optimizer.patterns import (
     const_value,
     evaluate_constant,
     forward,
+    in_topological_order,
     output_dtype,
     remove_dead,
     topological_order,
@@ -135,3 +136,17 @@ def test_topological_order_keeps_graph_order_when_it_is_one_and_breaks_ties_by_i
     assert topological_order(in_order) == ["x", "b", "a", "y"]
     shuffled = graph(node("y", "AddV2", "a", "b"), node("b", "Neg", "x"), node("a", "Neg", "x"), placeholder("x"))
     assert topological_order(shuffled) == ["x", "b", "a", "y"]
+
+
+def test_in_topological_order_tells_a_graph_whose_order_puts_inputs_first() -> None:
+    in_order = graph(placeholder("x"), node("a", "Neg", "x"), node("y", "AddV2", "a", "x"))
+    assert in_topological_order(in_order, in_order, set())
+    shuffled = graph(placeholder("x"), node("y", "AddV2", "a", "x"), node("a", "Neg", "x"))
+    assert not in_topological_order(shuffled, shuffled, set())
+    loop = graph(
+        placeholder("x"),
+        node("enter", "Enter", "x", frame_name="f"),
+        node("m", "Merge", "enter", "next", N=2),
+        node("next", "NextIteration", "m"),
+    )
+    assert not in_topological_order(loop, loop, set()) and in_topological_order(loop, loop, {"next"})
