@@ -80,13 +80,12 @@ def merge_refusal(graph: Graph, name: str, ref_ops: Collection[str] | None = Non
     with a ref output (`ref_ops_of`), found once for many calls."""
     if graph.is_graph_input(name):
         return "it is a graph input (fed)"
-    attrs = graph.node(name).attrs
     op = graph.op(name)
     reason = _op_refusal(op)
     if reason is not None:
         return reason
     if _may_call(op):
-        for attr in attrs.values():
+        for attr in graph.node(name).attrs.values():
             kind = attr.WhichOneof("value")
             if kind == "func" or (kind == "list" and attr.list.func):
                 return "it calls a function"

@@ -49,13 +49,15 @@ def bypass(graph: Graph, name: str) -> None:
     Output `k` of `name` must equal its data input `k`."""
     inputs = graph.inputs_of(name)
     control_inputs = graph.control_inputs_of(name)
-    consumers = [use.node for _, use in graph.data_consumers(name)] + graph.control_consumers(name)
-    for consumer in dict.fromkeys(consumers):
-        for control_source in control_inputs:
-            graph.add_control_input(consumer, control_source)
+    control_consumers = graph.control_consumers(name)
+    if control_inputs:
+        consumers = [use.node for _, use in graph.data_consumers(name)] + control_consumers
+        for consumer in dict.fromkeys(consumers):
+            for control_source in control_inputs:
+                graph.add_control_input(consumer, control_source)
     for port, tensor in enumerate(inputs):
         graph.replace_all_uses(Tensor(name, port), tensor)
-    for consumer in graph.control_consumers(name):
+    for consumer in control_consumers:
         graph.remove_control_input(consumer, name)
         for tensor in inputs:
             graph.add_control_input(consumer, tensor.node)
