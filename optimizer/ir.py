@@ -52,6 +52,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_NODE_PREFIXES = [_NODE_TAG + _varint(size) for size in range(1 << 14)]
+"""The tag and length that precede a serialized node of each size under 16 KiB (one or two length bytes)."""
+
 _PORT_ATTRS: dict[int, dict[str, Any]] = {}
 
 
@@ -251,9 +254,10 @@ class Graph:
         by node without building that GraphDef (nodes are field 1, so the header's fields follow them)."""
         with gc_paused():
             parts: list[bytes] = []
+            append, rewired, prefixes = parts.append, self._rewired, _NODE_PREFIXES
             for name, data in self._node.items():
                 proto = data["proto"]
-                texts = self._input_strings(name) if name in self._rewired else None
+                texts = self._input_strings(name) if name in rewired else None
                 if texts:
                     proto.input.extend(texts)
                     try:
@@ -262,8 +266,9 @@ class Graph:
                         proto.ClearField("input")
                 else:  # as lifted, inputs included, or without inputs
                     body = proto.SerializeToString(deterministic=True)
-                parts.append(_NODE_TAG + _varint(len(body)))
-                parts.append(body)
+                size = len(body)
+                append(prefixes[size] if size < len(prefixes) else _NODE_TAG + _varint(size))
+                append(body)
             parts.append(self._header.SerializeToString(deterministic=True))
             return b"".join(parts)
 
