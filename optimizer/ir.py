@@ -565,8 +565,7 @@ class Graph:
             users = sorted(self._succ[name])
             raise GraphError(f"cannot remove {name!r}: still used by {', '.join(users[:5])}")
         self._drop_node(name)
-        if self._colocation_index():
-            self._drop_colocation_with({name})
+        self._drop_colocation_with({name})
         self.mutations += 1
 
     def remove_nodes(self, names: Iterable[str]) -> int:
@@ -782,6 +781,8 @@ class Graph:
         """Remove `loc:@name` for each removed name from the `_class` attr of the nodes that remain (the attr
         goes when it empties). Part of the removal, so not counted as a mutation of its own."""
         index = self._colocation_index()
+        if not index:
+            return  # no node colocates with another (the usual case)
         for target in removed:
             colocated = index.pop(target, None)
             if not colocated:

@@ -110,7 +110,7 @@ class Rewriter:
         shape = const_shape(self.graph, tensor)
         return shape if shape is not None else self.shapes.shape(tensor)
 
-    def _unchanged(self) -> None:
+    def _forget_if_changed(self) -> None:
         """Forget what was read of the graph if it changed since."""
         if self._cached_at != self.graph.mutations:
             self._values.clear()
@@ -119,7 +119,7 @@ class Rewriter:
 
     def inputs(self, name: str) -> tuple[Tensor, ...]:
         """`graph.inputs_of(name)`, read once while the graph is unchanged (rules look at the same nodes often)."""
-        self._unchanged()
+        self._forget_if_changed()
         found = self._inputs.get(name)
         if found is None:
             found = self._inputs[name] = tuple(self.graph.inputs_of(name))
@@ -128,7 +128,7 @@ class Rewriter:
     def constant(self, tensor: Tensor) -> np.ndarray | None:
         """The numeric value of `tensor` when a Const produces it (decoded once while the graph is unchanged:
         rules look at the same constants many times; callers must not modify it)."""
-        self._unchanged()
+        self._forget_if_changed()
         if tensor not in self._values:
             value = const_value(self.graph, tensor)
             if value is not None:
