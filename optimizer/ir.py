@@ -12,6 +12,8 @@ Contract
 - Graph inputs and outputs are explicit tensors. Their nodes are protected: `remove` refuses them, and no
   primitive renames them, so a consumer fetching `y:0` before optimizing fetches the same tensor after.
 - Every primitive that changes the graph adds one to `mutations`, so a pass's "changed" is computed, not claimed.
+  Those that change a node's op or attrs in place (`set_op`, `set_attr`, `del_attr`) also add one to `retypes`:
+  what was read of a node's proto stays true while `retypes` stays and the node keeps the same proto.
 - Removing a node also drops the colocation references to it (`loc:@name` in other nodes' `_class` attr), which
   TensorFlow would otherwise refuse at import ("expects to be colocated with unknown node").
 """
@@ -151,6 +153,7 @@ class Graph:
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
         self.mutations = 0
+        self.retypes = 0
 
     # ----- lifting and lowering -------------------------------------------------------------------------------
 
@@ -287,10 +290,10 @@ class Graph:
 
     def restore(self, snapshot: Graph) -> None:
         """Become `snapshot` (a `copy()` taken earlier), undoing every change since; counts one mutation."""
-        mutations = self.mutations
+        mutations, retypes = self.mutations, self.retypes
         self.__dict__.clear()
         self.__dict__.update(snapshot.copy().__dict__)
-        self.mutations = mutations + 1
+        self.mutations, self.retypes = mutations + 1, retypes + 1
 
     def _input_strings(self, name: str) -> list[str]:
         """The `input` field of `name` as lowering writes it, from its edges."""
@@ -559,13 +562,18 @@ class Graph:
 
     def remove(self, name: str) -> None:
         """Remove `name`. Refuse (GraphError) while anything uses it or it holds a graph input or output."""
-        if self.is_protected(name):
+        if name in self._protected:
             raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
-        if self.is_used(name):
-            users = sorted(self._succ[name])
-            raise GraphError(f"cannot remove {name!r}: still used by {', '.join(users[:5])}")
-        self._drop_node(name)
-        self._drop_colocation_with({name})
+        succ = self._succ
+        if succ[name]:
+            raise GraphError(f"cannot remove {name!r}: still used by {', '.join(sorted(succ[name])[:5])}")
+        del succ[name]  # unused, so no self-loop: each input's source keeps an entry for `name`
+        for source in self._pred.pop(name):
+            del succ[source][name]
+        self._rewired.discard(name)
+        del self._by_op[self._node.pop(name)["proto"].op][name]
+        if self._colocated_with is None or self._colocated_with:
+            self._drop_colocation_with({name})
         self.mutations += 1
 
     def remove_nodes(self, names: Iterable[str]) -> int:
@@ -625,14 +633,23 @@ class Graph:
     def move_readers(self, old: str, new: str) -> int:
         """Make every data reader of `old` read the same port of `new`, and every control consumer of `old` wait on
         `new` instead (once); return how many edges moved. `new` must not read `old`."""
+        # The edits of `_unlink` and `_link`, written out: this runs once per node that cse merges away.
+        pred, old_out, new_out, rewired = self._pred, self._succ[old], self._succ[new], self._rewired
         moved = 0
-        for target, keys in list(self._succ[old].items()):
-            for key, attrs in list(keys.items()):
-                self._unlink(old, target, key)
+        for target, keys in list(old_out.items()):
+            target_pred = pred[target]
+            del old_out[target], target_pred[old]
+            self._touched.add(target)
+            if target not in rewired:
+                self._rewire(target)
+            for key, attrs in keys.items():
                 moved += 1
                 if key >= 0:
-                    self._link(new, target, key, _port_attrs(attrs["port"]))
-                elif not any(other < 0 for other in self._pred[target].get(new, ())):
+                    new_keys = target_pred.get(new)
+                    if new_keys is None:
+                        new_keys = target_pred[new] = new_out[target] = {}
+                    new_keys[key] = attrs if len(attrs) == 1 else _port_attrs(attrs["port"])  # not as spelled
+                elif not any(other < 0 for other in target_pred.get(new, ())):
                     self._add_control_edge(new, target)
         if moved:
             self.mutations += 1
@@ -710,6 +727,7 @@ class Graph:
             self._by_op.setdefault(op, {})[name] = None
             proto.op = op
             self._retyped.add(name)
+            self.retypes += 1
             self.mutations += 1
 
     def set_attr(self, name: str, key: str, value: AttrValue) -> None:
@@ -720,6 +738,7 @@ class Graph:
             if key == _COLOCATION_ATTR:
                 self._index_colocation(self._node[name]["proto"])
             self._retyped.add(name)
+            self.retypes += 1
             self.mutations += 1
 
     def del_attr(self, name: str, key: str) -> None:
@@ -728,6 +747,7 @@ class Graph:
         if key in attrs:
             del attrs[key]
             self._retyped.add(name)
+            self.retypes += 1
             self.mutations += 1
 
     # ----- the function library -------------------------------------------------------------------------------

@@ -88,9 +88,11 @@ class Rewriter:
         self.ctx = ctx
         self.worklist: deque[str] = deque()
         self.queued: set[str] = set()
-        self._values: dict[Tensor, np.ndarray | None] = {}  # decoded constants, while the graph is unchanged
+        # decoded constants, each with the proto it was read from, while no op or attr changes in place
+        self._values: dict[Tensor, tuple[object, np.ndarray | None]] = {}
+        self._values_at = graph.retypes
         self._inputs: dict[str, tuple[Tensor, ...]] = {}  # data inputs, while the graph is unchanged
-        self._cached_at = graph.mutations
+        self._inputs_at = graph.mutations
 
     @cached_property
     def shapes(self) -> StaticShapes:
@@ -110,31 +112,34 @@ class Rewriter:
         shape = const_shape(self.graph, tensor)
         return shape if shape is not None else self.shapes.shape(tensor)
 
-    def _forget_if_changed(self) -> None:
-        """Forget what was read of the graph if it changed since."""
-        if self._cached_at != self.graph.mutations:
-            self._values.clear()
-            self._inputs.clear()
-            self._cached_at = self.graph.mutations
-
     def inputs(self, name: str) -> tuple[Tensor, ...]:
         """`graph.inputs_of(name)`, read once while the graph is unchanged (rules look at the same nodes often)."""
-        self._forget_if_changed()
+        if self._inputs_at != self.graph.mutations:
+            self._inputs.clear()
+            self._inputs_at = self.graph.mutations
         found = self._inputs.get(name)
         if found is None:
             found = self._inputs[name] = tuple(self.graph.inputs_of(name))
         return found
 
     def constant(self, tensor: Tensor) -> np.ndarray | None:
-        """The numeric value of `tensor` when a Const produces it (decoded once while the graph is unchanged:
-        rules look at the same constants many times; callers must not modify it)."""
-        self._forget_if_changed()
-        if tensor not in self._values:
+        """The numeric value of `tensor` when a Const produces it (decoded once while its node keeps its proto
+        and no op or attr changes, see `Graph.retypes`: rules look at the same constants many times; callers
+        must not modify it)."""
+        if self._values_at != self.graph.retypes:
+            self._values.clear()
+            self._values_at = self.graph.retypes
+        proto = self.graph.node(tensor.node).proto
+        found = self._values.get(tensor)
+        if found is None or found[0] is not proto:
             value = const_value(self.graph, tensor)
             if value is not None:
                 value.setflags(write=False)
-            self._values[tensor] = value if value is not None and value.dtype.kind in NUMERIC_KINDS else None
-        return self._values[tensor]
+            found = self._values[tensor] = (
+                proto,
+                value if value is not None and value.dtype.kind in NUMERIC_KINDS else None,
+            )
+        return found[1]
 
     def fed(self, name: str) -> bool:
         """True for a graph input: its value is fed, so a rewrite must read it, never skip over it."""
@@ -312,7 +317,7 @@ def _affine_sum(rw: Rewriter, name: str) -> tuple[Tensor, int, np.ndarray, str] 
 def add_chain(rw: Rewriter, name: str) -> bool:
     """`(x+c1)+c2 -> x+(c1+c2)`, with `Sub` by or from a constant on either side."""
     found = _chain_inner(rw, name, {"Add", "AddV2", "Sub"})
-    outer = _affine_sum(rw, name)
+    outer = _affine_sum(rw, name) if found is not None else None
     if found is None or outer is None:
         return False
     inner = found[0]

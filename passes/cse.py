@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,42 +215,47 @@ class _Table:
 def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     """Merge equal nodes (see the module docstring); return how many nodes were removed."""
     state = _Table(graph, {}, {}, {}, ref_ops=ref_ops_of(graph))
-    classified = state.class_of.keys()
+    class_of, survivor, table, deferred = state.class_of, state.survivor, state.table, state.deferred
+    classified = class_of.keys()
+    debug = ctx.logger.isEnabledFor(logging.DEBUG)
     removed = 0
     for name in topological_order(graph):
         if name not in graph:
             continue
-        if not classified >= graph.predecessors(name):
-            state.fresh(name)
-            continue
-        exclusive = state.exclusive_class(name)
-        if exclusive is not None:
-            state.fresh(name)
-            state.deferred.setdefault(exclusive, []).append(name)
-            continue
+        inputs = graph.edges_into(name)
+        if inputs:
+            if not classified >= inputs.keys():
+                state.fresh(name)
+                continue
+            exclusive = state.exclusive_class(name)
+            if exclusive is not None:
+                state.fresh(name)
+                deferred.setdefault(exclusive, []).append(name)
+                continue
         if merge_refusal(graph, name, state.ref_ops) is not None:
             state.fresh(name)
             continue
         key = state.key(name)
-        cls = state.table.get(key)
+        cls = table.get(key)
         if cls is None:
             state.fresh(name)
-            state.table[key] = state.class_of[name]
+            table[key] = class_of[name]
             continue
         state.join(name, cls)
-        keep = state.survivor[cls]
-        if graph.is_protected(name) and graph.is_protected(keep):
-            state.shared.add(cls)
-            continue  # both are the interface: both stay, and their readers share this class
+        keep = survivor[cls]
+        if graph.is_protected(name):
+            if graph.is_protected(keep):
+                state.shared.add(cls)
+                continue  # both are the interface: both stay, and their readers share this class
+            keep, name = name, keep
+            survivor[cls] = keep
         if not ctx.allow_rewrite():
             return removed
-        if graph.is_protected(name):
-            keep, name = name, keep
-            state.survivor[cls] = keep
         graph.move_readers(name, keep)
         graph.remove(name)
         removed += 1
-        ctx.logger.debug("cse: %s merged into %s", name, keep)
+        if debug:
+            ctx.logger.debug("cse: %s merged into %s", name, keep)
     return removed
 
 

@@ -180,3 +180,17 @@ def test_lifting_rejects_a_node_without_a_name_or_an_op() -> None:
         Graph.from_graph_def(GraphDef(node=[{"op": "NoOp"}]))
     with pytest.raises(GraphError, match="node 'x' has no name or op"):
         Graph.from_graph_def(GraphDef(node=[{"name": "x"}]))
+
+
+def test_retypes_counts_only_in_place_changes_of_an_op_or_an_attr() -> None:
+    graph = graph_of(CHAIN, inputs=("x",), outputs=("y",))
+    graph.set_input("b", 1, Tensor("a"))
+    graph.add_node("z", "NoOp")
+    assert graph.retypes == 0  # edges and new nodes leave every existing proto as it was
+    graph.set_op("b", "AddV2")
+    graph.set_attr("c", "dtype", AttrValue(type=2))
+    graph.del_attr("c", "dtype")
+    graph.set_op("b", "AddV2")  # no change, no count
+    assert graph.retypes == 3
+    graph.restore(graph.copy())
+    assert graph.retypes == 4  # never goes back, so a cache taken before a rollback is not trusted after it

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optimizer import PassManager, get_pass
+from optimizer import PassContext, PassManager, Tensor, get_pass
 from optimizer.tensor import to_numpy
-from passes.arith import RULES, RULES_BY_OP, Arith
+from passes.arith import RULES, RULES_BY_OP, Arith, Rewriter
 from tests.passes.build import const as const_node
 from tests.passes.build import graph as graph_of
 from tests.passes.build import node
@@ -407,3 +407,17 @@ def test_nested_concats_along_another_axis_stay() -> None:
         tf.raw_ops.ConcatV2(values=[inner, tf.raw_ops.ConcatV2(values=[x, x], axis=0)], axis=1, name="y")
 
     unchanged(body, ["x"], ["y"])
+
+
+def test_a_constant_changed_in_place_is_decoded_again() -> None:
+    g = graph_of(placeholder_node("x"), const_node("c", [1.0, 1.0]), node("m", "Mul", "x", "c"))
+    rw = Rewriter(g, PassContext())
+    first = rw.constant(Tensor("c"))
+    assert first is not None and first.tolist() == [1.0, 1.0]
+    assert rw.constant(Tensor("c")) is first  # decoded once
+    g.set_attr("c", "value", const_node("c", [2.0, 3.0]).attr["value"])
+    assert rw.constant(Tensor("c")).tolist() == [2.0, 3.0]
+    g.remove("m")
+    g.remove("c")
+    g.add_node_def(const_node("c", [4.0, 4.0]))  # the same name, a new proto
+    assert rw.constant(Tensor("c")).tolist() == [4.0, 4.0]
