@@ -63,6 +63,7 @@ def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) ->
 def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
     """Data inputs of each of `names` fill slots 0..n-1 and read ports their producers have."""
     fixed: dict[str, int | None] = {}  # op -> `opinfo.fixed_output_count`
+    counts: dict[str, int | None] = {}  # producer -> its output count (None: unknown), found once per check
     for name in names:
         slots: list[int] = []
         for source, keys in graph.edges_into(name).items():
@@ -70,12 +71,16 @@ def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
                 if key < 0:
                     continue
                 slots.append(key)
-                op = graph.op(source)
-                if op not in fixed:
-                    fixed[op] = opinfo.fixed_output_count(op)
-                count = fixed[op]
-                if count is None:  # the count depends on the node's attrs, or the op is unknown
-                    count = graph.num_outputs(source)
+                if source in counts:
+                    count = counts[source]
+                else:
+                    op = graph.op(source)
+                    if op not in fixed:
+                        fixed[op] = opinfo.fixed_output_count(op)
+                    count = fixed[op]
+                    if count is None:  # the count depends on the node's attrs, or the op is unknown
+                        count = graph.num_outputs(source)
+                    counts[source] = count
                 port = attrs["port"]
                 if count is not None and port >= count:
                     raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")

@@ -579,15 +579,17 @@ class Graph:
     def remove_nodes(self, names: Iterable[str]) -> int:
         """Remove a set of nodes that nothing outside the set uses; return how many went. Refuses as `remove`."""
         doomed = set(names)
+        succ = self._succ
         for name in doomed:
-            if self.is_protected(name):
+            if name in self._protected:
                 raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
-            outside = self._succ[name].keys() - doomed
-            if outside:
-                raise GraphError(f"cannot remove {name!r}: still used by {', '.join(sorted(outside)[:5])}")
+            if not doomed.issuperset(succ[name]):
+                outside = sorted(succ[name].keys() - doomed)
+                raise GraphError(f"cannot remove {name!r}: still used by {', '.join(outside[:5])}")
         for name in doomed:
             self._drop_node(name)
-        self._drop_colocation_with(doomed)
+        if self._colocated_with is None or self._colocated_with:
+            self._drop_colocation_with(doomed)
         self.mutations += len(doomed)
         return len(doomed)
 
@@ -621,14 +623,33 @@ class Graph:
         uses: they keep naming `old`, which is why a node holding an output is never removed."""
         if old == new:
             return 0
-        uses = self.uses(old)
-        attrs = _port_attrs(new.port)
-        for use in uses:
-            self._unlink(old.node, use.node, use.index)
-            self._link(new.node, use.node, use.index, attrs)
-        if uses:
+        # The edits of `_unlink` and `_link`, written out: this runs once per identity the identity pass removes.
+        pred, old_out, rewired, port = self._pred, self._succ[old.node], self._rewired, old.port
+        if new.node not in self._node:
+            raise GraphError(f"cannot rewire the uses of {old}: node {new.node!r} does not exist")
+        new_out, attrs = self._succ[new.node], _port_attrs(new.port)
+        moved = 0
+        for target, keys in list(old_out.items()):
+            slots = [key for key, edge in keys.items() if key >= 0 and edge["port"] == port]
+            if not slots:
+                continue
+            target_pred = pred[target]
+            for key in slots:
+                del keys[key]
+            if not keys:
+                del old_out[target], target_pred[old.node]
+            new_keys = target_pred.get(new.node)
+            if new_keys is None:
+                new_keys = target_pred[new.node] = new_out[target] = {}
+            for key in slots:
+                new_keys[key] = attrs
+            moved += len(slots)
+            self._touched.add(target)
+            if target not in rewired:
+                self._rewire(target)
+        if moved:
             self.mutations += 1
-        return len(uses)
+        return moved
 
     def move_readers(self, old: str, new: str) -> int:
         """Make every data reader of `old` read the same port of `new`, and every control consumer of `old` wait on

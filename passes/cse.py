@@ -157,6 +157,7 @@ class _Table:
     shared: set[int] = field(default_factory=set)  # classes that keep more than one node (equal graph outputs)
     ref_ops: frozenset[str] = frozenset()  # see `merge_refusal`
     const_keys: dict[bytes, object] = field(default_factory=dict)  # see `MEMO_BYTES`
+    sourceless_keys: dict[bytes, Key] = field(default_factory=dict)  # see `key`
 
     def fresh(self, name: str) -> None:
         self.class_of[name] = len(self.survivor)
@@ -180,8 +181,21 @@ class _Table:
                 self.table.setdefault(self.key(reader), self.class_of[reader])
 
     def key(self, name: str) -> Key:
-        graph, class_of = self.graph, self.class_of
+        """`name`'s hash key: op, device, attrs, the classes of its data inputs and of its control inputs; for a
+        Const, its value (`const_key`). That of a small node without inputs is remembered by its serialized
+        NodeDef less the name (see `MEMO_BYTES`): the same constant written many times is keyed once."""
+        graph = self.graph
         proto = graph.node(name).proto
+        if graph.edges_into(name) or proto.ByteSize() > MEMO_BYTES:
+            return self._key(name, proto)
+        written = _without_name(proto.SerializeToString(deterministic=True))
+        found = self.sourceless_keys.get(written)
+        if found is None:
+            found = self.sourceless_keys[written] = self._key(name, proto)
+        return found
+
+    def _key(self, name: str, proto: Any) -> Key:
+        graph, class_of = self.graph, self.class_of
         op, attrs = proto.op, proto.attr
         indexed: list[tuple[int, int, int]] = []
         controls: set[int] = set()
@@ -210,6 +224,20 @@ class _Table:
         if found is None:
             found = self.const_keys[data] = _const_digest(self.graph, name)
         return found
+
+
+def _without_name(written: bytes) -> bytes:
+    """A serialized NodeDef less its leading `name` field (field 1, written first when there is one)."""
+    if not written.startswith(b"\x0a"):
+        return written
+    length, shift, offset = 0, 0, 1
+    while True:
+        byte = written[offset]
+        offset += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return written[offset + length :]
 
 
 def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:

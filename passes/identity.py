@@ -44,6 +44,20 @@ def keep_reason(graph: Graph, name: str) -> str | None:
     return None
 
 
+def _sole_input(graph: Graph, name: str) -> Tensor | None:
+    """The input of `name` when it is all `bypass` has to move: one data input and no control edge in or out,
+    from a producer without ref outputs, and not the interface (so `keep_reason` is None); else None."""
+    edges = graph.edges_into(name)
+    if len(edges) != 1 or graph.is_protected(name):
+        return None
+    ((source, keys),) = edges.items()
+    if len(keys) != 1 or 0 not in keys or opinfo.has_ref_output(graph.op(source)):
+        return None
+    if any(key < 0 for _, key, _ in graph.out_edges(name)):
+        return None
+    return Tensor(source, keys[0]["port"])
+
+
 def bypass(graph: Graph, name: str) -> None:
     """Forward `name`'s outputs to its inputs and its control inputs to its consumers, then remove it.
     Output `k` of `name` must equal its data input `k`."""
@@ -73,6 +87,13 @@ class RemoveIdentities(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> None:
         for name in graph.nodes_of(FORWARDING_OPS):
             if name not in graph or graph.op(name) not in FORWARDING_OPS:
+                continue
+            source = _sole_input(graph, name)
+            if source is not None:  # the common case, decided without `keep_reason`'s lists
+                if not ctx.allow_rewrite():
+                    return
+                graph.replace_all_uses(Tensor(name), source)
+                graph.remove(name)
                 continue
             reason = keep_reason(graph, name)
             if reason is not None:

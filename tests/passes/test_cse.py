@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from optimizer import Graph, PassManager, get_pass
-from optimizer.protos import AttrValue, TensorProto
-from passes.cse import CommonSubexpressions, merge_refusal
+from optimizer.protos import AttrValue, NodeDef, TensorProto
+from passes.cse import CommonSubexpressions, _without_name, merge_refusal
 from tests.passes.build import const, graph, lowered, node, placeholder
 from tests.passes.runnable import build, check_outputs, constant, lift, ops, optimized, tf
 
@@ -117,6 +117,38 @@ def test_device_and_attrs_must_match() -> None:
         outputs=["y"],
     )
     assert not run(g)
+
+
+def test_constants_without_inputs_merge_whatever_their_names_and_only_when_equal() -> None:
+    long_a, long_b = "a" * 300, "b" * 300  # names over 127 bytes take two length bytes when serialized
+    gpu = const("on_gpu", [1.0, 2.0])
+    gpu.device = "/device:GPU:0"
+    g = graph(
+        placeholder("x"),
+        const(long_a, [1.0, 2.0]),
+        const(long_b, [1.0, 2.0]),
+        const("c", [1.0, 2.0]),
+        const("other", [1.0, 3.0]),
+        const("double", [1.0, 2.0], dtype=tf.float64),
+        gpu,
+        node("y", "AddN", "x", long_a, long_b, "c", "other", "on_gpu", N=6),
+        node("z", "Cast", "double", T=None, SrcT=tf.float64, DstT=tf.float32),
+        inputs=["x"],
+        outputs=["y", "z"],
+    )
+    assert run(g)
+    assert lowered(g)["y"][1] == ["x", long_a, long_a, long_a, "other", "on_gpu"]
+    assert "double" in g
+
+
+@pytest.mark.parametrize("name", ["", "c", "n" * 127, "n" * 128, "n" * 20000])
+def test_without_name_drops_exactly_the_name_field(name: str) -> None:
+    proto = const(name, [1.0, 2.0])
+    proto.device = "/device:CPU:0"
+    expected = NodeDef()
+    expected.CopyFrom(proto)
+    expected.ClearField("name")
+    assert _without_name(proto.SerializeToString(deterministic=True)) == expected.SerializeToString(deterministic=True)
 
 
 def test_stateful_ops_placeholders_and_control_flow_never_merge() -> None:
