@@ -67,24 +67,27 @@ def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
     for name in names:
         slots: list[int] = []
         for source, keys in graph.edges_into(name).items():
+            if source in counts:
+                count = counts[source]
+            else:
+                op = graph.op(source)
+                if op not in fixed:
+                    fixed[op] = opinfo.fixed_output_count(op)
+                count = fixed[op]
+                if count is None:  # the count depends on the node's attrs, or the op is unknown
+                    count = graph.num_outputs(source)
+                counts[source] = count
             for key, attrs in keys.items():
                 if key < 0:
                     continue
                 slots.append(key)
-                if source in counts:
-                    count = counts[source]
-                else:
-                    op = graph.op(source)
-                    if op not in fixed:
-                        fixed[op] = opinfo.fixed_output_count(op)
-                    count = fixed[op]
-                    if count is None:  # the count depends on the node's attrs, or the op is unknown
-                        count = graph.num_outputs(source)
-                    counts[source] = count
-                port = attrs["port"]
-                if count is not None and port >= count:
+                if count is not None and attrs["port"] >= count:
+                    port = attrs["port"]
                     raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")
-        if slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
+        if len(slots) == 1:
+            if slots[0]:
+                raise GraphError(f"node {name!r} has data inputs in slots {slots}, not 0..0")
+        elif slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
             raise GraphError(f"node {name!r} has data inputs in slots {sorted(slots)}, not 0..{len(slots) - 1}")
 
 

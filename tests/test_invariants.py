@@ -44,3 +44,21 @@ def test_a_graph_with_a_node_before_its_input_is_swept_for_cycles() -> None:
     with pytest.raises(GraphError, match="cycle outside a while loop"):
         check_graph(graph)
     check_graph(graph_of("y = Neg(a)\na = Placeholder()\n"))  # out of order, but no cycle
+
+
+@pytest.mark.parametrize(
+    ("slots", "message"),
+    [
+        ({"x": [1]}, r"node 'y' has data inputs in slots \[1\], not 0..0"),
+        ({"x": [0], "z": [0]}, r"node 'y' has data inputs in slots \[0, 0\], not 0..1"),
+        ({"x": [0], "z": [2]}, r"node 'y' has data inputs in slots \[0, 2\], not 0..1"),
+    ],
+    ids=["one-slot-not-zero", "a-slot-twice", "a-gap"],
+)
+def test_data_inputs_must_fill_slots_from_zero(slots: dict[str, list[int]], message: str) -> None:
+    graph = graph_of("x = Placeholder()\nz = Placeholder()\ny = NoOp()\n")
+    for source, keys in slots.items():
+        for key in keys:
+            graph.nx.add_edge(source, "y", key=key, port=0)  # behind the primitives' back, as a broken pass might
+    with pytest.raises(GraphError, match=message):
+        check_graph(graph, ["y"])
