@@ -93,6 +93,8 @@ class Rewriter:
         self._values_at = graph.retypes
         self._inputs: dict[str, tuple[Tensor, ...]] = {}  # data inputs, while the graph is unchanged
         self._inputs_at = graph.mutations
+        self._made: dict[tuple[object, ...], tuple[str, object]] = {}  # see `new_const`
+        self._made_at = graph.retypes
 
     @cached_property
     def shapes(self) -> StaticShapes:
@@ -164,9 +166,21 @@ class Rewriter:
         return True
 
     def new_const(self, base: str, value: np.ndarray, replaced: Sequence[str], device: str) -> Tensor:
-        """A new Const holding `value`, with the control inputs of the constants it replaces."""
-        control = dict.fromkeys(source for name in replaced for source in self.graph.control_inputs_of(name))
-        name = self.graph.add_node(base, "Const", control_inputs=list(control), attrs=const_attrs(value), device=device)
+        """A Const holding `value`, with the control inputs of the constants it replaces: a new one, or one this run
+        made before with the same value, device and control inputs, while it is unchanged (folding many equal
+        chains gives one constant, not one a chain for `cse` to merge after)."""
+        graph = self.graph
+        control = tuple(dict.fromkeys(source for name in replaced for source in graph.control_inputs_of(name)))
+        attrs = const_attrs(value)
+        key = (device, control, attrs["dtype"].type, attrs["value"].SerializeToString(deterministic=True))
+        if self._made_at != graph.retypes:
+            self._made.clear()
+            self._made_at = graph.retypes
+        made = self._made.get(key)
+        if made is not None and made[0] in graph and graph.node(made[0]).proto is made[1]:
+            return Tensor(made[0])
+        name = graph.add_node(base, "Const", control_inputs=list(control), attrs=attrs, device=device)
+        self._made[key] = (name, graph.node(name).proto)
         return Tensor(name)
 
 

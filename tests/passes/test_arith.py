@@ -178,6 +178,17 @@ def test_integer_chains_fold_too_and_unsigned_sums_are_left_alone() -> None:
     unchanged(unsigned, ["x"], ["y"])
 
 
+def test_equal_chains_share_one_new_constant() -> None:
+    def body() -> None:
+        sources = {"x": placeholder("x", [2]), "w": placeholder("w", [2])}
+        for name, source, outer in (("y", "x", 3.0), ("z", "w", 3.0), ("v", "x", 4.0)):
+            tf.raw_ops.Mul(x=tf.raw_ops.Mul(x=sources[source], y=constant(2.0)), y=constant(outer), name=name)
+
+    graph = optimized(build(body), ARITH, inputs=["x", "w"], outputs=["y", "z", "v"])
+    assert ops(graph) == {"Placeholder": 2, "Const": 2, "Mul": 3}  # 2*3 made once, for y and z; 2*4 for v
+    assert graph.inputs_of("y")[1] == graph.inputs_of("z")[1] != graph.inputs_of("v")[1]
+
+
 def test_chain_through_a_shared_inner_node_stays() -> None:
     def body() -> None:
         inner = tf.raw_ops.Mul(x=placeholder("x", [2, 3]), y=constant(2.0), name="inner")
