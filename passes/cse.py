@@ -76,6 +76,12 @@ def _may_call(op: str) -> bool:
     return definition is None or any(attr.type in ("func", "list(func)") for attr in definition.attr)
 
 
+@functools.cache
+def _plain(op: str) -> bool:
+    """True when `merge_refusal` can refuse a node of `op` only for the node's place (a graph input, a ref read)."""
+    return _op_refusal(op) is None and not _may_call(op)
+
+
 def merge_refusal(graph: Graph, name: str, ref_ops: Collection[str] | None = None) -> str | None:
     """Why `name` must never be merged with another node, or None. `ref_ops`, when given, are the graph's ops
     with a ref output (`ref_ops_of`), found once for many calls."""
@@ -230,6 +236,8 @@ def _without_name(written: bytes) -> bytes:
     """A serialized NodeDef less its leading `name` field (field 1, written first when there is one)."""
     if not written.startswith(b"\x0a"):
         return written
+    if written[1] < 0x80:  # a name under 128 bytes: one length byte
+        return written[2 + written[1] :]
     length, shift, offset = 0, 0, 1
     while True:
         byte = written[offset]
@@ -247,9 +255,8 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     classified = class_of.keys()
     debug = ctx.logger.isEnabledFor(logging.DEBUG)
     removed = 0
-    for name in topological_order(graph):
-        if name not in graph:
-            continue
+    plain_graph = not state.ref_ops
+    for name in topological_order(graph):  # a node removed is either this one or one visited before
         inputs = graph.edges_into(name)
         if inputs:
             if not classified >= inputs.keys():
@@ -260,7 +267,8 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
                 state.fresh(name)
                 deferred.setdefault(exclusive, []).append(name)
                 continue
-        if merge_refusal(graph, name, state.ref_ops) is not None:
+        plain = plain_graph and _plain(graph.op(name)) and not graph.is_graph_input(name)
+        if not plain and merge_refusal(graph, name, state.ref_ops) is not None:
             state.fresh(name)
             continue
         key = state.key(name)
