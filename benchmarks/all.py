@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpus, models, scale  # noqa: E402
-from benchmarks.common import GRAPPLER_OPTIMIZERS, RESULTS, WARM_GIB, warm_memory, write_results  # noqa: E402
+from benchmarks.common import GRAPPLER_OPTIMIZERS, RESULTS, write_results  # noqa: E402
 
 QUICK_CASES = 20
 
@@ -109,12 +109,6 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['grappler_max']:,} nodes. A Keras total sums times and nodes and takes the largest RSS. "
         '"Outputs equal": our output against the input graph on random inputs (synthetic, Keras) or against the '
         "corpus's reference outputs."
-        + (
-            f" Before measuring, {meta['warmed_gib']:g} GiB of memory were written once and freed, so that no tool "
-            "pays this virtual machine's cost of memory first touched (see `benchmarks.common.warm_memory`)."
-            if meta.get("warmed_gib")
-            else ""
-        )
         + (f" Failed, left out: {', '.join(meta['failed'])}." if meta["failed"] else "")
         + (f" Skipped: {', '.join(meta['skipped'])}." if meta["skipped"] else ""),
         "",
@@ -146,7 +140,6 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "pipeline": DEFAULT_PIPELINE,
         "grappler_max": args.grappler_max,
-        "warmed_gib": args.warmed_gib,
         "options": {key: str(value) for key, value in vars(args).items()},
     }
 
@@ -165,10 +158,6 @@ def main() -> int:
     args.out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     limit = QUICK_CASES if args.quick else None
     failed: list[str] = []
-    args.warmed_gib = 0.0 if args.quick else WARM_GIB
-    if args.warmed_gib:
-        seconds = warm_memory(args.warmed_gib)
-        print(f"all.py: memory warmed ({args.warmed_gib:g} GiB) in {seconds:.1f} s", file=sys.stderr)
 
     def suite(name: str, work: Callable[[], Any], render: Callable[[Any], str]) -> Any:
         try:

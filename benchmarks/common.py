@@ -52,20 +52,6 @@ class Job:
     result: str | None = None
 
 
-WARM_GIB = 6.0
-"""How much memory `warm_memory` touches before a full run: more than any one measured process holds at its peak."""
-
-
-def warm_memory(gib: float = WARM_GIB) -> float:
-    """Write `gib` GiB once and free it; return the seconds it took. On a virtual machine whose host backs guest
-    memory on first touch (this one: Firecracker, about 10 µs a fresh 4 KiB page, 20 s for 8 GiB), the first process
-    to use fresh memory pays for it, whatever its own speed; afterwards every tool runs on backed memory."""
-    start = time.perf_counter()
-    block = bytearray(b"\x01") * int(gib * 2**30)
-    del block
-    return time.perf_counter() - start
-
-
 def build_fixture(script: str, out: Path, *args: str) -> None:
     """Run `fixtures/<script> OUT ARGS...`; raise with the end of its stderr when it fails."""
     command = [sys.executable, str(ROOT / "fixtures" / script), str(out), *args]

@@ -8,8 +8,7 @@ ours (load + default pipeline + save), Grappler with its portable optimizers and
 `--grappler-max` nodes, our load + save with no pass (`roundtrip`) and protobuf's own parse + serialize (the floor);
 those last two take well under a second, where the machine's noise is relative, so each is the median of
 `FLOOR_REPEATS` fresh processes.
-Our output is verified against the input, untimed, up to `--verify-max` nodes. Run alone, it first warms the
-machine's memory (`benchmarks.common.warm_memory`). `markdown` renders the rows as the
+Our output is verified against the input, untimed, up to `--verify-max` nodes. `markdown` renders the rows as the
 README's table; `main` writes `scale.md` and `scale.json`.
 """
 
@@ -25,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, Job, measure, verify_result, warm_memory, write_results  # noqa: E402
+from benchmarks.common import RESULTS, Job, measure, verify_result, write_results  # noqa: E402
 
 SIZES = (10_000, 100_000, 400_000, 1_000_000)
 FLOOR_REPEATS = 3
@@ -98,7 +97,6 @@ def main() -> int:
     parser.add_argument("--verify-max", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    print(f"scale: memory warmed in {warm_memory():.1f} s", file=sys.stderr)
     rows = run([int(text) for text in args.sizes.split(",")], args.grappler_max, args.verify_max)
     write_results(args.out, "scale", rows, markdown(rows))
     return 0
