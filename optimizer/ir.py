@@ -479,6 +479,10 @@ class Graph:
         self._touched, self._retyped = set(), set()
         return touched
 
+    def sinks(self) -> list[str]:
+        """The nodes nothing reads (no data or control edge leaves them), in graph order."""
+        return [name for name, targets in self._succ.items() if not targets]
+
     def is_used(self, name: str) -> bool:
         """True when any node consumes `name` through a data or control edge."""
         return bool(self._succ[name])

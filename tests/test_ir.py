@@ -194,3 +194,11 @@ def test_retypes_counts_only_in_place_changes_of_an_op_or_an_attr() -> None:
     assert graph.retypes == 3
     graph.restore(graph.copy())
     assert graph.retypes == 4  # never goes back, so a cache taken before a rollback is not trusted after it
+
+
+def test_sinks_are_the_nodes_nothing_reads_in_graph_order() -> None:
+    graph = graph_of(CHAIN)
+    assert graph.sinks() == ["y"]
+    graph.add_node("z", "NoOp", control_inputs=["y"])
+    graph.add_node("w", "NoOp")
+    assert graph.sinks() == ["z", "w"]

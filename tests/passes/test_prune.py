@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer import Graph, PassContext, PassManager, RunReport, Tensor, get_pass
 from optimizer.protos import FunctionDef, FunctionDefLibrary, GraphDef
 from optimizer.verify import verify
-from passes.prune import Prune, live_nodes
+from passes.prune import Prune, dead_nodes, live_nodes
 from tests.passes.build import const, graph, lowered, node, placeholder
 
 tf = pytest.importorskip("tensorflow")
@@ -126,6 +128,38 @@ def test_live_nodes_follow_control_edges_and_loop_back_edges() -> None:
         outputs=["y"],
     )
     assert live_nodes(g) == set(g) - {"dead"}
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_peeling_finds_exactly_the_nodes_no_output_or_input_reaches(data: st.DataObject) -> None:
+    count = data.draw(st.integers(1, 14), label="nodes")
+    nodes = []
+    for index in range(count):  # each node reads earlier ones only: no cycle
+        earlier = [f"n{other}" for other in range(index)]
+        reads = data.draw(st.lists(st.sampled_from(earlier), max_size=3), label=f"reads {index}") if earlier else []
+        waits = data.draw(st.lists(st.sampled_from(earlier), max_size=2), label=f"waits {index}") if earlier else []
+        nodes.append(node(f"n{index}", "AddN", *reads, *(f"^{name}" for name in waits), N=len(reads)))
+    names = [f"n{index}" for index in range(count)]
+    outputs = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True), label="outputs")
+    inputs = data.draw(st.lists(st.sampled_from(names), max_size=2, unique=True), label="inputs")
+    g = graph(*nodes, inputs=inputs, outputs=outputs)
+    dead = dead_nodes(g)
+    assert len(dead) == len(set(dead))
+    assert set(dead) == set(g) - live_nodes(g)
+
+
+def test_a_dead_loop_is_found_by_the_sweep() -> None:
+    g = graph(
+        placeholder("x"),
+        node("enter", "Enter", "x", frame_name="loop"),
+        node("merge", "Merge", "enter", "next", N=2),
+        node("next", "NextIteration", "merge"),
+        node("y", "Relu", "x"),
+        inputs=["x"],
+        outputs=["y"],
+    )
+    assert sorted(dead_nodes(g)) == ["enter", "merge", "next"]
 
 
 def test_the_function_library_is_left_as_it_is() -> None:
