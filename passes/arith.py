@@ -171,14 +171,14 @@ class Rewriter:
         chains gives one constant, not one a chain for `cse` to merge after)."""
         graph = self.graph
         control = tuple(dict.fromkeys(source for name in replaced for source in graph.control_inputs_of(name)))
-        attrs = const_attrs(value)
-        key = (device, control, attrs["dtype"].type, attrs["value"].SerializeToString(deterministic=True))
+        key = (device, control, value.dtype.str, value.shape, value.tobytes())
         if self._made_at != graph.retypes:
             self._made.clear()
             self._made_at = graph.retypes
         made = self._made.get(key)
         if made is not None and made[0] in graph and graph.node(made[0]).proto is made[1]:
             return Tensor(made[0])
+        attrs = const_attrs(value)
         name = graph.add_node(base, "Const", control_inputs=list(control), attrs=attrs, device=device)
         self._made[key] = (name, graph.node(name).proto)
         return Tensor(name)
@@ -493,10 +493,10 @@ def broadcast_to_own_shape(rw: Rewriter, name: str) -> bool:
 def single_input(rw: Rewriter, name: str) -> bool:
     """`ConcatV2(x, axis)`, `Concat(axis, x)`, `AddN(x)` of one input -> `x`."""
     graph = rw.graph
-    inputs = graph.inputs_of(name)
     attrs = graph.node(name).attrs
     if "N" not in attrs or attrs["N"].i != 1:
         return False
+    inputs = graph.inputs_of(name)
     op = graph.op(name)
     x, rest = (inputs[1], inputs[:1]) if op == "Concat" else (inputs[0], inputs[1:])
     return rw.replace(name, x, _control_of(rw, [tensor.node for tensor in rest]), [tensor.node for tensor in rest])
