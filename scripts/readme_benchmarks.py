@@ -3,8 +3,8 @@
     .venv/bin/python scripts/readme_benchmarks.py [--check]
 
 Each results file replaces the README block that starts with the same first line prefix (`SECTIONS`): that line,
-the first table after it, and the one line of text that follows the table in the results file (the scale
-summary), if the README has it. `--check` exits 1 when the README differs from the results instead of writing.
+the first table after it, and the lines of text that follow the table in the results file (the scale notes),
+as far as the README has them. `--check` exits 1 when the README differs from the results instead of writing.
 """
 
 from __future__ import annotations
@@ -24,19 +24,23 @@ SECTIONS = {
 }
 
 
-def _block_end(lines: list[str], start: int, trailer: str | None) -> int:
-    """The index after the block starting at `start`: through the first table, and `trailer`'s line if next."""
+def _block_end(lines: list[str], start: int, trailers: list[str]) -> int:
+    """The index after the block starting at `start`: through the first table, then every following line (blank
+    lines between) that starts with one of `trailers`."""
     index = start
     while index < len(lines) and not lines[index].startswith("|"):
         index += 1
     while index < len(lines) and lines[index].startswith("|"):
         index += 1
-    after = index
-    while after < len(lines) and not lines[after].strip():
-        after += 1
-    if trailer is not None and after < len(lines) and lines[after].startswith(trailer):
-        return after + 1
-    return index
+    end = after = index
+    while after < len(lines):
+        if not lines[after].strip():
+            after += 1
+        elif any(lines[after].startswith(trailer) for trailer in trailers):
+            end = after = after + 1
+        else:
+            break
+    return end
 
 
 def spliced(readme: str) -> str:
@@ -44,10 +48,9 @@ def spliced(readme: str) -> str:
     lines = readme.split("\n")
     for file, prefix in SECTIONS.items():
         new = (RESULTS / file).read_text().strip("\n").split("\n")
-        trailer_lines = new[_block_end(new, 0, None) :]
-        trailer = next((line[:20] for line in trailer_lines if line.strip()), None)
+        trailers = [line[:20] for line in new[_block_end(new, 0, []) :] if line.strip()]
         start = next(index for index, line in enumerate(lines) if line.startswith(prefix))
-        lines[start : _block_end(lines, start, trailer)] = new
+        lines[start : _block_end(lines, start, trailers)] = new
     return "\n".join(lines)
 
 
