@@ -729,7 +729,7 @@ class Graph:
         """Give `name` a control input from `source` unless it has one already; return whether it was added."""
         if source not in self._node:
             raise GraphError(f"cannot add control input: node {source!r} does not exist")
-        if source in self.control_inputs_of(name):
+        if any(key < 0 for key in self._pred[name].get(source, ())):  # in constant time, however many it has
             return False
         self._add_control_edge(source, name)
         self.mutations += 1

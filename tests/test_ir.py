@@ -96,6 +96,9 @@ def test_control_inputs_are_added_once_and_removed() -> None:
     graph = graph_of(CHAIN)
     assert graph.add_control_input("y", "x") is True
     assert graph.add_control_input("y", "x") is False
+    assert graph.add_control_input("b", "s") is True  # b reads s as data: that is not a control input
+    assert graph.add_control_input("b", "s") is False
+    assert graph.control_inputs_of("b") == ["c", "s"]
     assert graph.control_inputs_of("y") == ["a", "x"]
     assert graph.remove_control_input("y", "a") is True
     assert graph.to_graph_def().node[-1].input == ["b", "^x"]
