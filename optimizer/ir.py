@@ -566,34 +566,27 @@ class Graph:
 
     def remove(self, name: str) -> None:
         """Remove `name`. Refuse (GraphError) while anything uses it or it holds a graph input or output."""
-        if name in self._protected:
+        if self.is_protected(name):
             raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
-        succ = self._succ
-        if succ[name]:
-            raise GraphError(f"cannot remove {name!r}: still used by {', '.join(sorted(succ[name])[:5])}")
-        del succ[name]  # unused, so no self-loop: each input's source keeps an entry for `name`
-        for source in self._pred.pop(name):
-            del succ[source][name]
-        self._rewired.discard(name)
-        del self._by_op[self._node.pop(name)["proto"].op][name]
-        if self._colocated_with is None or self._colocated_with:
-            self._drop_colocation_with({name})
+        if self.is_used(name):
+            users = sorted(self._succ[name])
+            raise GraphError(f"cannot remove {name!r}: still used by {', '.join(users[:5])}")
+        self._drop_node(name)
+        self._drop_colocation_with({name})
         self.mutations += 1
 
     def remove_nodes(self, names: Iterable[str]) -> int:
         """Remove a set of nodes that nothing outside the set uses; return how many went. Refuses as `remove`."""
         doomed = set(names)
-        succ = self._succ
         for name in doomed:
-            if name in self._protected:
+            if self.is_protected(name):
                 raise GraphError(f"cannot remove {name!r}: it holds a graph input or output")
-            if not doomed.issuperset(succ[name]):
-                outside = sorted(succ[name].keys() - doomed)
-                raise GraphError(f"cannot remove {name!r}: still used by {', '.join(outside[:5])}")
+            outside = self._succ[name].keys() - doomed
+            if outside:
+                raise GraphError(f"cannot remove {name!r}: still used by {', '.join(sorted(outside)[:5])}")
         for name in doomed:
             self._drop_node(name)
-        if self._colocated_with is None or self._colocated_with:
-            self._drop_colocation_with(doomed)
+        self._drop_colocation_with(doomed)
         self.mutations += len(doomed)
         return len(doomed)
 
