@@ -88,13 +88,13 @@ class Rewriter:
         self.ctx = ctx
         self.worklist: deque[str] = deque()
         self.queued: set[str] = set()
-        # decoded constants, each with the proto it was read from, while no op or attr changes in place
-        self._values: dict[Tensor, tuple[object, np.ndarray | None]] = {}
-        self._values_at = graph.retypes
         self._inputs: dict[str, tuple[Tensor, ...]] = {}  # data inputs, while the graph is unchanged
         self._inputs_at = graph.mutations
-        self._made: dict[tuple[object, ...], tuple[str, object]] = {}  # see `new_const`
-        self._made_at = graph.retypes
+        # What was read of constants' protos, each entry with the proto it came from, while no op or attr changes
+        # in place (`Graph.retypes`): decoded values, and the constants this run made (see `new_const`).
+        self._values: dict[Tensor, tuple[object, np.ndarray | None]] = {}
+        self._made: dict[tuple[object, ...], tuple[str, object]] = {}
+        self._retypes_at = graph.retypes
 
     @cached_property
     def shapes(self) -> StaticShapes:
@@ -124,13 +124,18 @@ class Rewriter:
             found = self._inputs[name] = tuple(self.graph.inputs_of(name))
         return found
 
+    def _forget_if_retyped(self) -> None:
+        """Forget what was read of constants' protos if an op or attr changed in place since."""
+        if self._retypes_at != self.graph.retypes:
+            self._values.clear()
+            self._made.clear()
+            self._retypes_at = self.graph.retypes
+
     def constant(self, tensor: Tensor) -> np.ndarray | None:
         """The numeric value of `tensor` when a Const produces it (decoded once while its node keeps its proto
         and no op or attr changes, see `Graph.retypes`: rules look at the same constants many times; callers
         must not modify it)."""
-        if self._values_at != self.graph.retypes:
-            self._values.clear()
-            self._values_at = self.graph.retypes
+        self._forget_if_retyped()
         proto = self.graph.node(tensor.node).proto
         found = self._values.get(tensor)
         if found is None or found[0] is not proto:
@@ -172,9 +177,7 @@ class Rewriter:
         graph = self.graph
         control = tuple(dict.fromkeys(source for name in replaced for source in graph.control_inputs_of(name)))
         key = (device, control, value.dtype.str, value.shape, value.tobytes())
-        if self._made_at != graph.retypes:
-            self._made.clear()
-            self._made_at = graph.retypes
+        self._forget_if_retyped()
         made = self._made.get(key)
         if made is not None and made[0] in graph and graph.node(made[0]).proto is made[1]:
             return Tensor(made[0])
