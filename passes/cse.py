@@ -78,7 +78,7 @@ def _may_call(op: str) -> bool:
 
 @functools.cache
 def _plain(op: str) -> bool:
-    """True when `merge_refusal` can refuse a node of `op` only for the node's place (a graph input, a ref read)."""
+    """True when no node of `op` is refused for its op (not a refused op, and no function-valued attr declared)."""
     return _op_refusal(op) is None and not _may_call(op)
 
 
@@ -88,11 +88,11 @@ def merge_refusal(graph: Graph, name: str, ref_ops: Collection[str] | None = Non
     if graph.is_graph_input(name):
         return "it is a graph input (fed)"
     op = graph.op(name)
-    reason = _op_refusal(op)
-    if reason is not None:
-        return reason
-    if _may_call(op):
-        for attr in graph.node(name).attrs.values():
+    if not _plain(op):
+        reason = _op_refusal(op)
+        if reason is not None:
+            return reason
+        for attr in graph.node(name).attrs.values():  # the op may call a function
             kind = attr.WhichOneof("value")
             if kind == "func" or (kind == "list" and attr.list.func):
                 return "it calls a function"
@@ -255,7 +255,6 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     classified = class_of.keys()
     debug = ctx.logger.isEnabledFor(logging.DEBUG)
     removed = 0
-    plain_graph = not state.ref_ops
     for name in topological_order(graph):  # a node removed is either this one or one visited before
         inputs = graph.edges_into(name)
         if inputs:
@@ -267,8 +266,7 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
                 state.fresh(name)
                 deferred.setdefault(exclusive, []).append(name)
                 continue
-        plain = plain_graph and _plain(graph.op(name)) and not graph.is_graph_input(name)
-        if not plain and merge_refusal(graph, name, state.ref_ops) is not None:
+        if merge_refusal(graph, name, state.ref_ops) is not None:
             state.fresh(name)
             continue
         key = state.key(name)
