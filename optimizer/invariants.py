@@ -84,10 +84,7 @@ def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
                 if count is not None and attrs["port"] >= count:
                     port = attrs["port"]
                     raise GraphError(f"node {name!r} reads {source}:{port}, but {source!r} has {count} output(s)")
-        if len(slots) == 1:
-            if slots[0]:
-                raise GraphError(f"node {name!r} has data inputs in slots {slots}, not 0..0")
-        elif slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
+        if slots and (max(slots) != len(slots) - 1 or len(set(slots)) != len(slots)):
             raise GraphError(f"node {name!r} has data inputs in slots {sorted(slots)}, not 0..{len(slots) - 1}")
 
 
