@@ -12,8 +12,12 @@ Contract
 - Graph inputs and outputs are explicit tensors. Their nodes are protected: `remove` refuses them, and no
   primitive renames them, so a consumer fetching `y:0` before optimizing fetches the same tensor after.
 - Every primitive that changes the graph adds one to `mutations`, so a pass's "changed" is computed, not claimed.
-  Those that change a node's op or attrs in place (`set_op`, `set_attr`, `del_attr`) also add one to `retypes`:
-  what was read of a node's proto stays true while `retypes` stays and the node keeps the same proto.
+  Those that change a node's op or attrs in place (`set_op`, `set_attr`, `del_attr`) also add one to `retypes`
+  and to the node's own `retypes_of(name)`: what was read of a node's proto stays true while the node keeps the
+  same proto and that count stays (or, for a whole graph, while `retypes` stays).
+- `memo` is where analyses remember what they derived from the graph across passes (shapes, constant digests).
+  The graph never reads it and `copy`/`restore` start it empty; whoever reads an entry checks that it is still
+  true (by `mutations`, or per node by its proto and `retypes_of`).
 - Removing a node also drops the colocation references to it (`loc:@name` in other nodes' `_class` attr), which
   TensorFlow would otherwise refuse at import ("expects to be colocated with unknown node").
 """
@@ -152,8 +156,10 @@ class Graph:
         self._rewired: set[str] = set()  # nodes whose inputs changed since lifting: their `input` field is empty
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
+        self._retypes_by_node: dict[str, int] = {}
         self.mutations = 0
         self.retypes = 0
+        self.memo: dict[str, Any] = {}
 
     # ----- lifting and lowering -------------------------------------------------------------------------------
 
@@ -744,9 +750,7 @@ class Graph:
             del self._by_op[proto.op][name]
             self._by_op.setdefault(op, {})[name] = None
             proto.op = op
-            self._retyped.add(name)
-            self.retypes += 1
-            self.mutations += 1
+            self._count_retype(name)
 
     def set_attr(self, name: str, key: str, value: AttrValue) -> None:
         """Set attr `key` of `name` to a copy of `value`."""
@@ -755,18 +759,26 @@ class Graph:
             attrs[key].CopyFrom(value)
             if key == _COLOCATION_ATTR:
                 self._index_colocation(self._node[name]["proto"])
-            self._retyped.add(name)
-            self.retypes += 1
-            self.mutations += 1
+            self._count_retype(name)
 
     def del_attr(self, name: str, key: str) -> None:
         """Remove attr `key` from `name`, if it has it."""
         attrs = self._node[name]["proto"].attr
         if key in attrs:
             del attrs[key]
-            self._retyped.add(name)
-            self.retypes += 1
-            self.mutations += 1
+            self._count_retype(name)
+
+    def _count_retype(self, name: str) -> None:
+        """`name`'s op or attrs changed in place."""
+        self._retyped.add(name)
+        self._retypes_by_node[name] = self._retypes_by_node.get(name, 0) + 1
+        self.retypes += 1
+        self.mutations += 1
+
+    def retypes_of(self, name: str) -> int:
+        """How many times `name`'s op or attrs changed in place (any node of that name, since lifting): a fact
+        read from a node's proto stays true while the node keeps that proto object and this count."""
+        return self._retypes_by_node.get(name, 0)
 
     # ----- the function library -------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ Contract
   the `DataType` enum, or None.
 - Large constants (more than `VALUE_LIMIT` elements) are imported as placeholders of the same dtype and shape, so
   that inference does not copy the weights; no shape function reads so large a value.
+- `StaticShapes.of(graph)` is `infer(graph)` remembered in `graph.memo` while the graph does not change (by
+  `Graph.mutations`): passes that run one after another on an unchanged graph share one inference.
 - `input_shapes` fixes the shapes of placeholders for this inference (`{"x": (1, 224, 224, 3)}`): a dynamic input
   made static enables more rewrites downstream. The graph itself is not changed.
 - The answers describe the graph as it was when inferred. A node added later, or removed and added again under the
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Shape = tuple[int | None, ...]
 VALUE_LIMIT = 4096
+_MEMO = "shapes"  # the key of `StaticShapes.of` in `Graph.memo`
 
 
 def _as_placeholder(node: NodeDef) -> None:
@@ -85,6 +88,15 @@ class StaticShapes:
             log.debug("static shapes unknown: the graph does not import: %s", str(error).splitlines()[0])
             return cls(graph, None)
         return cls(graph, tf_graph)
+
+    @classmethod
+    def of(cls, graph: Graph) -> StaticShapes:
+        """`infer(graph)`, or the same answers again while `graph` has not changed since (see the contract)."""
+        remembered = graph.memo.get(_MEMO)
+        if remembered is None or remembered[0] != graph.mutations:
+            remembered = graph.memo[_MEMO] = (graph.mutations, cls.infer(graph))
+        shapes: StaticShapes = remembered[1]
+        return shapes
 
     def _output(self, tensor: Tensor) -> Any | None:
         if self._tf_graph is None or tensor.node not in self._graph:

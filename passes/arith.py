@@ -98,7 +98,7 @@ class Rewriter:
 
     @cached_property
     def shapes(self) -> StaticShapes:
-        return StaticShapes.infer(self.graph)
+        return StaticShapes.of(self.graph)
 
     def push(self, names: Sequence[str]) -> None:
         for name in names:

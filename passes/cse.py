@@ -117,15 +117,20 @@ SMALL_BYTES = 256
 """A numeric constant of at most this many bytes is keyed by its bytes themselves, not a digest of them."""
 
 
+def _elements(value: Any) -> int:
+    """How many elements the `value` attr (an AttrValue holding a tensor) has, from its shape alone."""
+    elements = 1
+    for dim in value.tensor.tensor_shape.dim:
+        elements *= max(dim.size, 0)
+    return elements
+
+
 def _const_digest(graph: Graph, name: str) -> bytes | tuple[str, tuple[int, ...], bytes]:
     """A key of a Const's value: dtype, shape and bytes (decoded only for small constants, whose encodings
     vary; the bytes themselves when few, else a digest); the serialized proto for large ones and for those with
     no numpy form."""
     proto = graph.node(name).attrs["value"]
-    elements = 1
-    for dim in proto.tensor.tensor_shape.dim:
-        elements *= max(dim.size, 0)
-    value = const_value(graph, Tensor(name)) if elements <= DECODE_LIMIT else None
+    value = const_value(graph, Tensor(name)) if _elements(proto) <= DECODE_LIMIT else None
     if value is None:
         return b"proto:" + hashlib.sha256(proto.SerializeToString(deterministic=True)).digest()
     if value.dtype != object and value.nbytes <= SMALL_BYTES:
@@ -143,6 +148,14 @@ def _const_digest(graph: Graph, name: str) -> bytes | tuple[str, tuple[int, ...]
 MEMO_BYTES = 1024
 """A Const whose serialized value is at most this many bytes has its key remembered by those bytes: equal encodings
 (the common case: the same constant written many times) are decoded once."""
+
+REMEMBERED_ELEMENTS = 256
+"""A Const with more elements has its key remembered across runs, in `Graph.memo` (`_DIGESTS`), while it keeps
+its proto and no attr of it changes (`Graph.retypes_of`): a pipeline runs cse several times, and hashing weights
+again each time cost a small model a tenth of its time. Its size is never asked of its proto (`ByteSize` writes
+the whole weight out)."""
+
+_DIGESTS = "cse.digests"  # the key in `Graph.memo`: node -> (its proto, its retypes, `_const_digest`)
 
 
 def _attrs_key(attrs: Any, skip: str) -> tuple[tuple[str, bytes], ...]:
@@ -164,6 +177,7 @@ class _Table:
     ref_ops: frozenset[str] = frozenset()  # see `merge_refusal`
     const_keys: dict[bytes, object] = field(default_factory=dict)  # see `MEMO_BYTES`
     sourceless_keys: dict[bytes, Key] = field(default_factory=dict)  # see `key`
+    digests: dict[str, tuple[Any, int, object]] = field(default_factory=dict)  # see `REMEMBERED_ELEMENTS`
 
     def fresh(self, name: str) -> None:
         self.class_of[name] = len(self.survivor)
@@ -192,7 +206,7 @@ class _Table:
         NodeDef less the name (see `MEMO_BYTES`): the same constant written many times is keyed once."""
         graph = self.graph
         proto = graph.node(name).proto
-        if graph.edges_into(name) or proto.ByteSize() > MEMO_BYTES:
+        if graph.edges_into(name) or _remembered(proto) or proto.ByteSize() > MEMO_BYTES:
             return self._key(name, proto)
         written = _without_name(proto.SerializeToString(deterministic=True))
         found = self.sourceless_keys.get(written)
@@ -221,8 +235,16 @@ class _Table:
         return (op, proto.device, _attrs_key(attrs, "value"), tuple(data), frozenset(controls), self.const_key(name))
 
     def const_key(self, name: str) -> object:
-        """`_const_digest`, remembered by the serialized value for small constants (see `MEMO_BYTES`)."""
-        value = self.graph.node(name).attrs["value"]
+        """`_const_digest`, remembered by the serialized value for small constants (see `MEMO_BYTES`), by node
+        across runs for large ones (see `REMEMBERED_ELEMENTS`)."""
+        proto = self.graph.node(name).proto
+        if _remembered(proto):
+            retypes = self.graph.retypes_of(name)
+            entry = self.digests.get(name)
+            if entry is None or entry[0] is not proto or entry[1] != retypes:
+                entry = self.digests[name] = (proto, retypes, _const_digest(self.graph, name))
+            return entry[2]
+        value = proto.attr["value"]
         if value.ByteSize() > MEMO_BYTES:
             return _const_digest(self.graph, name)
         data = value.SerializeToString(deterministic=True)
@@ -230,6 +252,21 @@ class _Table:
         if found is None:
             found = self.const_keys[data] = _const_digest(self.graph, name)
         return found
+
+
+def _remembered(proto: Any) -> bool:
+    """True for a Const whose key is remembered across runs (see `REMEMBERED_ELEMENTS`)."""
+    return bool(proto.op == "Const" and "value" in proto.attr and _elements(proto.attr["value"]) > REMEMBERED_ELEMENTS)
+
+
+def _remembered_digests(graph: Graph) -> dict[str, tuple[Any, int, object]]:
+    """The graph's remembered constant keys (see `REMEMBERED_ELEMENTS`), less those of nodes that went or changed
+    since (so that no removed weight is kept alive)."""
+    digests: dict[str, tuple[Any, int, object]] = graph.memo.setdefault(_DIGESTS, {})
+    for name, (proto, retypes, _) in list(digests.items()):
+        if name not in graph or graph.node(name).proto is not proto or graph.retypes_of(name) != retypes:
+            del digests[name]
+    return digests
 
 
 def _without_name(written: bytes) -> bytes:
@@ -250,7 +287,7 @@ def _without_name(written: bytes) -> bytes:
 
 def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
     """Merge equal nodes (see the module docstring); return how many nodes were removed."""
-    state = _Table(graph, {}, {}, {}, ref_ops=ref_ops_of(graph))
+    state = _Table(graph, {}, {}, {}, ref_ops=ref_ops_of(graph), digests=_remembered_digests(graph))
     class_of, survivor, table, deferred = state.class_of, state.survivor, state.table, state.deferred
     classified = class_of.keys()
     debug = ctx.logger.isEnabledFor(logging.DEBUG)
@@ -287,6 +324,7 @@ def eliminate_common_subexpressions(graph: Graph, ctx: PassContext) -> int:
             return removed
         graph.move_readers(name, keep)
         graph.remove(name)
+        state.digests.pop(name, None)
         removed += 1
         if debug:
             ctx.logger.debug("cse: %s merged into %s", name, keep)

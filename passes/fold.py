@@ -100,7 +100,7 @@ class TensorInfo:
 
 def static_infos(graph: Graph, tensors: Iterable[Tensor]) -> dict[Tensor, TensorInfo]:
     """Static dtype and shape of `tensors` (missing where unknown), from one shape inference of the graph."""
-    static = StaticShapes.infer(graph)
+    static = StaticShapes.of(graph)
     infos = {}
     for tensor in tensors:
         dtype = static.dtype(tensor)

@@ -199,6 +199,20 @@ def test_retypes_counts_only_in_place_changes_of_an_op_or_an_attr() -> None:
     assert graph.retypes == 4  # never goes back, so a cache taken before a rollback is not trusted after it
 
 
+def test_retypes_of_counts_one_node_s_in_place_changes_and_copies_start_with_an_empty_memo() -> None:
+    graph = graph_of(CHAIN, inputs=("x",), outputs=("y",))
+    graph.memo["fact"] = 1
+    graph.set_input("b", 1, Tensor("a"))
+    assert graph.retypes_of("b") == 0
+    graph.set_op("b", "AddV2")
+    graph.set_attr("b", "T", AttrValue(type=2))
+    graph.set_attr("c", "dtype", AttrValue(type=2))
+    assert (graph.retypes_of("b"), graph.retypes_of("c"), graph.retypes_of("a")) == (2, 1, 0)
+    assert graph.copy().memo == {} and graph.memo == {"fact": 1}
+    graph.restore(graph.copy())
+    assert graph.memo == {}
+
+
 def test_sinks_are_the_nodes_nothing_reads_in_graph_order() -> None:
     graph = graph_of(CHAIN)
     assert graph.sinks() == ["y"]

@@ -7,7 +7,7 @@ import pytest
 
 from optimizer import Tensor
 from optimizer.library import referenced_library
-from optimizer.protos import DataType, FunctionDef, FunctionDefLibrary
+from optimizer.protos import AttrValue, DataType, FunctionDef, FunctionDefLibrary
 from optimizer.shapes import VALUE_LIMIT, StaticShapes, broadcast_keeps_shape, is_fully_defined
 from tests.passes.build import const, graph, node, placeholder
 from tests.passes.runnable import build, lift, tf
@@ -63,6 +63,22 @@ def test_a_node_added_after_inference_or_replaced_under_the_same_name_is_unknown
     assert shapes.shape(Tensor("y")) is None
     g.set_op("x", "Placeholder")  # rewritten in place: still answers
     assert shapes.shape(Tensor("x")) == (2,)
+
+
+def test_of_infers_once_while_the_graph_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = graph(placeholder("x"), node("y", "Neg", "x"), inputs=["x"], outputs=["y"])
+    calls: list[int] = []
+    infer = StaticShapes.infer.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(StaticShapes, "infer", classmethod(lambda cls, g: calls.append(g.mutations) or infer(cls, g)))
+    first = StaticShapes.of(g)
+    assert StaticShapes.of(g) is first and calls == [0]
+    g.add_node("z", "Tanh", [Tensor("y")], attrs={"T": AttrValue(type=DataType.Value("DT_FLOAT"))})
+    assert StaticShapes.of(g).shape(Tensor("z")) == (2,) and calls == [0, 1]  # changed: inferred again
+    copy = g.copy()
+    assert StaticShapes.of(copy).shape(Tensor("z")) == (2,) and len(calls) == 3  # a copy has its own memo
+    g.restore(copy)
+    StaticShapes.of(g)
+    assert len(calls) == 4  # a rollback counts as a change
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from optimizer import Graph, PassManager, get_pass
+from optimizer import Graph, PassManager, Tensor, get_pass
 from optimizer.protos import AttrValue, NodeDef, TensorProto
 from passes.cse import CommonSubexpressions, _without_name, merge_refusal
 from tests.passes.build import const, graph, lowered, node, placeholder
@@ -149,6 +149,28 @@ def test_without_name_drops_exactly_the_name_field(name: str) -> None:
     expected.CopyFrom(proto)
     expected.ClearField("name")
     assert _without_name(proto.SerializeToString(deterministic=True)) == expected.SerializeToString(deterministic=True)
+
+
+def test_keys_of_large_constants_are_remembered_across_runs_until_a_constant_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import passes.cse as cse
+
+    digested: list[str] = []
+    digest = cse._const_digest
+    monkeypatch.setattr(cse, "_const_digest", lambda g, name: digested.append(name) or digest(g, name))
+    zeros, ones, twos = (np.full(cse.REMEMBERED_ELEMENTS + 1, value) for value in (0.0, 1.0, 2.0))
+    g = graph(
+        const("a", zeros), const("b", ones), const("c", twos), node("ya", "Neg", "a"), node("yb", "Neg", "b"),
+        outputs=["ya", "yb", "c"],
+    )  # fmt: skip
+    assert not run(g) and sorted(digested) == ["a", "b", "c"]
+    g.set_input("ya", 0, Tensor("c"))  # edges change, the constants do not: nothing is hashed again
+    assert not run(g) and len(digested) == 3
+    g.set_attr("b", "value", g.node("a").attrs["value"])  # in place: b is hashed again, and now equals a
+    g.set_input("ya", 0, Tensor("a"))
+    assert run(g) and digested[3:] == ["b"] and "b" not in g and g.inputs_of("yb") == [Tensor("a")]
+    assert set(g.memo["cse.digests"]) == {"a", "c"}  # what went is forgotten
 
 
 def test_stateful_ops_placeholders_and_control_flow_never_merge() -> None:
