@@ -152,8 +152,8 @@ MEMO_BYTES = 1024
 REMEMBERED_ELEMENTS = 256
 """A Const with more elements has its key remembered across runs, in `Graph.memo` (`_DIGESTS`), while it keeps
 its proto and no attr of it changes (`Graph.retypes_of`): a pipeline runs cse several times, and hashing weights
-again each time cost a small model a tenth of its time. Its size is never asked of its proto (`ByteSize` writes
-the whole weight out)."""
+again each time cost a small model a tenth of its time. A node already remembered is keyed without asking its
+proto's `ByteSize` (which writes the whole weight out)."""
 
 _DIGESTS = "cse.digests"  # the key in `Graph.memo`: node -> (its proto, its retypes, `_const_digest`)
 
@@ -206,7 +206,7 @@ class _Table:
         NodeDef less the name (see `MEMO_BYTES`): the same constant written many times is keyed once."""
         graph = self.graph
         proto = graph.node(name).proto
-        if graph.edges_into(name) or _remembered(proto) or proto.ByteSize() > MEMO_BYTES:
+        if graph.edges_into(name) or name in self.digests or proto.ByteSize() > MEMO_BYTES:
             return self._key(name, proto)
         written = _without_name(proto.SerializeToString(deterministic=True))
         found = self.sourceless_keys.get(written)
