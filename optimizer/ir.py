@@ -15,9 +15,10 @@ Contract
   Those that change a node's op or attrs in place (`set_op`, `set_attr`, `del_attr`) also add one to `retypes`
   and to the node's own `retypes_of(name)`: what was read of a node's proto stays true while the node keeps the
   same proto and that count stays (or, for a whole graph, while `retypes` stays).
-- `memo` is where analyses remember what they derived from the graph across passes (shapes, constant digests).
-  The graph never reads it and `copy`/`restore` start it empty; whoever reads an entry checks that it is still
-  true (by `mutations`, or per node by its proto and `retypes_of`).
+- `memo` is where analyses remember what they derived from the graph across the passes of one pipeline run
+  (shapes, constant digests); the pass manager empties it when its run ends. The graph never reads it and
+  `copy`/`restore` start it empty; whoever reads an entry checks that it is still true (by `mutations`, or per
+  node by its proto and `retypes_of`).
 - Removing a node also drops the colocation references to it (`loc:@name` in other nodes' `_class` attr), which
   TensorFlow would otherwise refuse at import ("expects to be colocated with unknown node").
 """

@@ -12,6 +12,8 @@ Contract
 - Any failure is re-raised as `PassError` naming the pass and the passes that ran before it; with
   `keep_going=True` the graph is instead rolled back to its state before that pass, the error is recorded in the
   pass's record, and the run goes on.
+- What passes remember in `graph.memo` (shapes, constant digests) is shared by the passes of one run and emptied
+  when the run ends.
 - Each callback in `before_pass` is called as `callback(pass_name, round)` before every pass (progress display).
 - Each callback in `after_change` is called as `callback(record, graph)` after every pass that changed the graph
   (the CLI uses this for `--dump-dir` and `--print-after-change`).
@@ -107,7 +109,10 @@ class PassManager:
     def run(self, graph: Graph) -> RunReport:
         """Run the pipeline over `graph` in place and report what happened."""
         with gc_paused():
-            return self._run(graph)
+            try:
+                return self._run(graph)
+            finally:
+                graph.memo.clear()  # what analyses remembered holds for this run only (see `Graph.memo`)
 
     def _run(self, graph: Graph) -> RunReport:
         report = RunReport(

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from optimizer import Graph, PassManager, Tensor, get_pass
+from optimizer import Graph, PassContext, PassManager, Tensor, get_pass
+from optimizer.pass_base import function_pass
 from optimizer.protos import AttrValue, NodeDef, TensorProto
 from passes.cse import CommonSubexpressions, _without_name, merge_refusal
 from tests.passes.build import const, graph, lowered, node, placeholder
@@ -164,13 +165,30 @@ def test_keys_of_large_constants_are_remembered_across_runs_until_a_constant_cha
         const("a", zeros), const("b", ones), const("c", twos), node("ya", "Neg", "a"), node("yb", "Neg", "b"),
         outputs=["ya", "yb", "c"],
     )  # fmt: skip
-    assert not run(g) and sorted(digested) == ["a", "b", "c"]
-    g.set_input("ya", 0, Tensor("c"))  # edges change, the constants do not: nothing is hashed again
-    assert not run(g) and len(digested) == 3
-    g.set_attr("b", "value", g.node("a").attrs["value"])  # in place: b is hashed again, and now equals a
-    g.set_input("ya", 0, Tensor("a"))
-    assert run(g) and digested[3:] == ["b"] and "b" not in g and g.inputs_of("yb") == [Tensor("a")]
-    assert set(g.memo["cse.digests"]) == {"a", "c"}  # what went is forgotten
+    seen: list[tuple[int, set[str]]] = []  # (constants digested, constants remembered) after each cse
+
+    @function_pass("rewire", register=False)
+    def rewire(g: Graph, ctx: PassContext) -> None:  # edges change, the constants do not
+        seen.append((len(digested), set(g.memo[cse._DIGESTS])))
+        g.set_input("ya", 0, Tensor("c"))
+
+    @function_pass("retype", register=False)
+    def retype(g: Graph, ctx: PassContext) -> None:  # b changes in place, and now equals a
+        seen.append((len(digested), set(g.memo[cse._DIGESTS])))
+        g.set_attr("b", "value", g.node("a").attrs["value"])
+        g.set_input("ya", 0, Tensor("a"))
+
+    @function_pass("look", register=False)
+    def look(g: Graph, ctx: PassContext) -> None:
+        seen.append((len(digested), set(g.memo[cse._DIGESTS])))
+
+    PassManager(
+        [CommonSubexpressions(), rewire(), CommonSubexpressions(), retype(), CommonSubexpressions(), look()]
+    ).run(g)
+    assert sorted(digested[:3]) == ["a", "b", "c"] and digested[3:] == ["b"]  # b again, and nothing else
+    assert seen == [(3, {"a", "b", "c"}), (3, {"a", "b", "c"}), (4, {"a", "c"})]  # what cse merged away is forgotten
+    assert "b" not in g and g.inputs_of("yb") == [Tensor("a")]
+    assert g.memo == {}  # the manager's run is over
 
 
 def test_stateful_ops_placeholders_and_control_flow_never_merge() -> None:
