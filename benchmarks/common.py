@@ -7,9 +7,10 @@ The tools (`run_tool`), each on a GraphDef file with named input and output tens
 - `grappler`: `tf_optimizer.OptimizeGraph` with the given optimizers (default `GRAPPLER_OPTIMIZERS`, the portable
   ones), one iteration; `optimize_for_inference`: the library call (float32 inputs).
 Parsing the file is outside Grappler's and optimize_for_inference's time, as for them it is the caller's. `measure`
-runs one tool over a list of jobs in one fresh process (TensorFlow and the optimizer imported before any timing), so
-`rss_mib`, the process's peak RSS after each job, is that tool's own. Verification is never timed with the tool:
-`verify_result` checks a written output against its input afterwards.
+runs one tool over a list of jobs in one fresh process (TensorFlow, the optimizer and the modules of its default
+pipeline's passes imported before any timing, as Grappler's modules are), so `rss_mib`, the process's peak RSS after
+each job, is that tool's own. Verification is never timed with the tool: `verify_result` checks a written output
+against its input afterwards.
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ def worker(tool: str, jobs: list[Job], optimizers: tuple[str, ...]) -> list[dict
     from optimizer._tf import tensorflow
 
     tensorflow()  # imported before any timing, for every tool alike
-    import optimizer  # noqa: F401
+    from optimizer.pipeline import Pipeline
+    from optimizer.registry import DEFAULT_PIPELINE
+
+    Pipeline.of(DEFAULT_PIPELINE)  # imports `optimizer` and the modules of the passes, which load on first use
 
     figures = []
     for job in jobs:
