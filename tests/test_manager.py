@@ -82,6 +82,30 @@ def test_a_crash_inside_a_pass_is_reported_as_internal() -> None:
     assert caught.value.user_error is False
 
 
+def test_what_passes_remember_is_shared_within_a_run_and_gone_after_it_even_a_failed_one() -> None:
+    seen: list[object] = []
+
+    @function_pass("remember", register=False)
+    def remember(graph: Graph, ctx: PassContext) -> None:
+        graph.memo["fact"] = len(graph)
+
+    @function_pass("recall", register=False)
+    def recall(graph: Graph, ctx: PassContext) -> None:
+        seen.append(graph.memo.get("fact"))
+
+    @function_pass("crash", register=False)
+    def crash(graph: Graph, ctx: PassContext) -> None:
+        raise KeyError("boom")
+
+    g = graph_of(SMALL)
+    PassManager([remember(), recall()]).run(g)
+    PassManager([recall()]).run(g)
+    assert seen == [5, None] and g.memo == {}
+    with pytest.raises(PassError):
+        PassManager([remember(), crash()]).run(g)
+    assert g.memo == {}
+
+
 def test_cycles_outside_loops_are_rejected_but_loops_pass() -> None:
     @function_pass("loop-maker", register=False)
     def loop_maker(graph: Graph, ctx: PassContext) -> None:

@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from optimizer import Graph, PassContext, PassManager, Tensor, get_pass
-from optimizer.pass_base import function_pass
+from optimizer import Graph, PassContext, PassManager, Tensor, function_pass, get_pass
 from optimizer.protos import AttrValue, NodeDef, TensorProto
 from passes.cse import CommonSubexpressions, _without_name, merge_refusal
 from tests.passes.build import const, graph, lowered, node, placeholder
