@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf import message, text_format
@@ -87,15 +88,20 @@ def output_format(path: str | os.PathLike[str], requested: str | None = None) ->
 def serialize(source: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
     """The bytes of `source` (a GraphDef, or a Graph: lowered) in format `fmt`; refuse a binary graph over `limit`
     bytes. A Graph is written by `Graph.to_bytes`, without building its GraphDef."""
+    return b"".join(serialized_chunks(source, fmt, limit))
+
+
+def serialized_chunks(source: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> list[bytes]:
+    """`serialize` in pieces whose concatenation is its bytes (a Graph's: `Graph.to_chunks`)."""
     if fmt == "pbtxt":
         graph_def = source.to_graph_def() if isinstance(source, Graph) else source
-        return text_format.MessageToString(graph_def).encode("utf-8")
+        return [text_format.MessageToString(graph_def).encode("utf-8")]
     if isinstance(source, Graph):
-        data = source.to_bytes()
-        _check_size(len(data), limit)
-        return data
+        chunks = source.to_chunks()
+        _check_size(sum(map(len, chunks)), limit)
+        return chunks
     _check_size(source.ByteSize(), limit)
-    return source.SerializeToString(deterministic=True)
+    return [source.SerializeToString(deterministic=True)]
 
 
 def _check_size(size: int, limit: int) -> None:
@@ -106,8 +112,9 @@ def _check_size(size: int, limit: int) -> None:
         )
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (temporary file in the same folder, then rename)."""
+def write_atomic(path: str | os.PathLike[str], data: bytes | Sequence[bytes]) -> None:
+    """Write `data` (bytes, or pieces of them in order) to `path` whole or not at all (temporary file in the same
+    folder, then rename)."""
     where = str(path)
     folder = os.path.dirname(os.path.abspath(where))
     try:
@@ -116,7 +123,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise OptimizerError(f"cannot write: {error.strerror or error}", where) from error
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            stream.writelines([data] if isinstance(data, bytes) else data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)
@@ -132,8 +139,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 def write_graph_def(graph_def: GraphDef | Graph, path: str | os.PathLike[str], fmt: str | None = None) -> int:
     """Write `graph_def` (or a Graph) to `path` atomically; return the number of bytes written."""
     try:
-        data = serialize(graph_def, output_format(path, fmt))
+        chunks = serialized_chunks(graph_def, output_format(path, fmt))
     except OptimizerError as error:
         raise OptimizerError(str(error), str(path)) from error
-    write_atomic(path, data)
-    return len(data)
+    write_atomic(path, chunks)
+    return sum(map(len, chunks))

@@ -262,6 +262,11 @@ class Graph:
     def to_bytes(self) -> bytes:
         """The binary GraphDef: byte for byte `to_graph_def().SerializeToString(deterministic=True)`, written node
         by node without building that GraphDef (nodes are field 1, so the header's fields follow them)."""
+        return b"".join(self.to_chunks())
+
+    def to_chunks(self) -> list[bytes]:
+        """`to_bytes()` in pieces, in order: a writer that takes them one by one never holds the whole file in
+        memory a second time (for a model's weights, that copy cost more than writing them out)."""
         with gc_paused():
             parts: list[bytes] = []
             append, rewired, prefixes = parts.append, self._rewired, _NODE_PREFIXES
@@ -280,7 +285,7 @@ class Graph:
                 append(prefixes[size] if size < len(prefixes) else _NODE_TAG + _varint(size))
                 append(body)
             parts.append(self._header.SerializeToString(deterministic=True))
-            return b"".join(parts)
+            return parts
 
     def copy(self) -> Graph:
         """An independent copy: nodes, edges, header, inputs and outputs (see `derive`)."""

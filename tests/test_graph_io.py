@@ -77,6 +77,16 @@ def test_save_picks_the_format_from_the_extension_and_round_trips(
     assert read_graph_def(path) == graph_def
 
 
+def test_a_graph_is_written_in_pieces_byte_for_byte_its_graph_def(graph_def: GraphDef, tmp_path: Path) -> None:
+    graph = Graph.from_graph_def(GraphDef.FromString(graph_def.SerializeToString()))
+    graph.set_input("y", 0, optimizer.Tensor("x"))  # one node rewired: its `input` is written from its edges
+    chunks = graph.to_chunks()
+    assert len(chunks) == 2 * len(graph) + 1  # each node's tag and length, its bytes; the header
+    path = tmp_path / "out.pb"
+    assert write_graph_def(graph, path) == path.stat().st_size == sum(map(len, chunks))
+    assert path.read_bytes() == graph.to_graph_def().SerializeToString(deterministic=True)
+
+
 def test_an_explicit_format_wins_over_the_extension(graph_def: GraphDef, tmp_path: Path) -> None:
     path = tmp_path / "out.pb"
     write_graph_def(graph_def, path, "pbtxt")
@@ -103,7 +113,7 @@ def test_failed_serialization_leaves_the_existing_output_untouched(
 ) -> None:
     path = tmp_path / "out.pb"
     path.write_bytes(b"previous contents")
-    monkeypatch.setattr(graph_io, "serialize", functools.partial(graph_io.serialize, limit=16))
+    monkeypatch.setattr(graph_io, "serialized_chunks", functools.partial(graph_io.serialized_chunks, limit=16))
     with pytest.raises(OptimizerError) as caught:
         write_graph_def(
             Graph.from_graph_def(GraphDef.FromString(graph_def.SerializeToString())) if as_graph else graph_def, path
