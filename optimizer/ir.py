@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -244,19 +244,25 @@ class Graph:
         all a structural check has left to look at. Otherwise None."""
         return self._lifted_port_reads if self.mutations == 0 else None
 
-    def to_graph_def(self) -> GraphDef:
-        """A new GraphDef: the header's fields, then every node in insertion order with its inputs."""
+    def to_graph_def(self, stand_in: Callable[[NodeDef], NodeDef | None] | None = None) -> GraphDef:
+        """A new GraphDef: the header's fields, then every node in insertion order with its inputs. `stand_in`, when
+        given, may return for a node a NodeDef to write in its place, with the node's inputs (shape inference writes
+        each weight as a placeholder without copying it first)."""
         with gc_paused():
-            return self._lower()
+            return self._lower(stand_in)
 
-    def _lower(self) -> GraphDef:
+    def _lower(self, stand_in: Callable[[NodeDef], NodeDef | None] | None) -> GraphDef:
         graph_def = GraphDef()
         graph_def.CopyFrom(self._header)
         for name, data in self._node.items():
+            proto = data["proto"]
+            replacement = None if stand_in is None else stand_in(proto)
             out = graph_def.node.add()
-            out.CopyFrom(data["proto"])
+            out.CopyFrom(proto if replacement is None else replacement)
             if name in self._rewired:
                 out.input.extend(self._input_strings(name))
+            elif replacement is not None:
+                out.input.extend(proto.input)
         return graph_def
 
     def to_bytes(self) -> bytes:

@@ -37,17 +37,15 @@ VALUE_LIMIT = 4096
 _MEMO = "shapes"  # the key of `StaticShapes.of` in `Graph.memo`
 
 
-def _as_placeholder(node: NodeDef) -> None:
-    """Turn the Const `node` into a Placeholder of the same dtype and shape (control inputs stay)."""
-    value = node.attr["value"].tensor
-    shape = AttrValue()
-    shape.shape.CopyFrom(value.tensor_shape)
-    dtype = AttrValue()
-    dtype.CopyFrom(node.attr["dtype"])
-    node.op = "Placeholder"
-    node.attr.clear()
-    node.attr["dtype"].CopyFrom(dtype)
-    node.attr["shape"].CopyFrom(shape)
+def _placeholder_for(node: NodeDef) -> NodeDef | None:
+    """A Placeholder of the same name, dtype and shape to import in place of the large Const `node` (its inputs, the
+    control ones, are written by the caller), or None for any other node."""
+    if node.op != "Const" or _element_count(node) <= VALUE_LIMIT:
+        return None
+    placeholder = NodeDef(name=node.name, op="Placeholder", device=node.device)
+    placeholder.attr["dtype"].CopyFrom(node.attr["dtype"])
+    placeholder.attr["shape"].shape.CopyFrom(node.attr["value"].tensor.tensor_shape)
+    return placeholder
 
 
 def _element_count(node: NodeDef) -> int:
@@ -73,13 +71,12 @@ class StaticShapes:
     def infer(cls, graph: Graph, input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> StaticShapes:
         """Infer the shapes of every tensor of `graph` (`input_shapes`: placeholder name -> shape to assume)."""
         tf = tensorflow()
-        graph_def: GraphDef = graph.to_graph_def()
+        graph_def: GraphDef = graph.to_graph_def(stand_in=_placeholder_for)  # weights are never copied
         overrides = {Tensor.parse(name).node: shape for name, shape in (input_shapes or {}).items()}
-        for node in graph_def.node:
-            if node.op == "Const" and _element_count(node) > VALUE_LIMIT:
-                _as_placeholder(node)
-            elif node.name in overrides and node.op.startswith("Placeholder"):
-                _set_shape(node, overrides[node.name])
+        if overrides:
+            for node in graph_def.node:
+                if node.name in overrides and graph.op(node.name).startswith("Placeholder"):
+                    _set_shape(node, overrides[node.name])
         tf_graph = tf.Graph()
         try:
             with tf_graph.as_default():

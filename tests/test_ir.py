@@ -6,7 +6,7 @@ import pytest
 
 from optimizer import Graph, GraphError, Tensor
 from optimizer.ir import Use
-from optimizer.protos import AttrValue, GraphDef
+from optimizer.protos import AttrValue, GraphDef, NodeDef
 from tests.builder import graph_def_of, graph_of
 
 CHAIN = """
@@ -122,6 +122,18 @@ def test_op_counts_and_iteration_follow_insertion_order() -> None:
     graph = graph_of(CHAIN)
     assert list(graph) == ["x", "c", "a", "s", "b", "y"]
     assert graph.op_counts()["Const"] == 1 and len(graph) == 6
+
+
+def test_a_stand_in_is_lowered_in_a_node_s_place_with_the_node_s_inputs() -> None:
+    graph = graph_of(CHAIN, inputs=("x",), outputs=("y",))
+    graph.set_input("y", 0, Tensor("s", 1))  # y rewired: its inputs come from its edges
+
+    def stand_in(proto: NodeDef) -> NodeDef | None:
+        return NodeDef(name=proto.name, op="Stand") if proto.name in ("b", "y") else None
+
+    lowered = {node.name: (node.op, list(node.input)) for node in graph.to_graph_def(stand_in).node}
+    assert lowered["b"] == ("Stand", ["s:1", "s", "^c"]) and lowered["y"] == ("Stand", ["s:1", "^a"])
+    assert lowered["a"] == ("AddV2", ["x", "c"]) and graph.op("b") == "Mul"  # the graph itself is as it was
 
 
 def test_to_bytes_is_the_deterministic_serialization_of_the_lowered_graph_def() -> None:
