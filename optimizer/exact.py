@@ -19,7 +19,7 @@ import numpy as np
 
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import TensorProto
-from optimizer.tensor import NUMERIC_DTYPES, to_numpy
+from optimizer.tensor import NUMERIC_DTYPES, element_count, to_numpy
 
 EXACT_LIMIT = 1 << 16
 """Most elements of an input or result computed here."""
@@ -49,10 +49,7 @@ def _vouched(value: np.ndarray) -> bool:
 
 def _const(graph: Graph, name: str) -> np.ndarray | None:
     proto: TensorProto = graph.node(name).attrs["value"].tensor
-    elements = 1
-    for dim in proto.tensor_shape.dim:
-        elements *= max(dim.size, 0)
-    if proto.dtype not in _DTYPES or elements > EXACT_LIMIT:
+    if proto.dtype not in _DTYPES or element_count(proto) > EXACT_LIMIT:
         return None
     value = to_numpy(proto)
     return value if _vouched(value) else None

@@ -32,7 +32,7 @@ import numpy as np
 from optimizer import opinfo
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import AttrValue
-from optimizer.tensor import to_numpy
+from optimizer.tensor import element_count, to_numpy
 
 EVALUATE_LIMIT = 1 << 16
 CONTROL_FLOW_OPS = opinfo.CONTROL_FLOW_OPS
@@ -56,10 +56,7 @@ def const_value(graph: Graph, tensor: Tensor) -> np.ndarray | None:
     if tensor.port != 0 or not is_const(graph, tensor.node):
         return None
     proto = graph.node(tensor.node).attrs["value"].tensor
-    declared = 1.0
-    for dim in proto.tensor_shape.dim:
-        declared *= max(dim.size, 0)
-    if declared * 8 > MAX_DECODED_BYTES:
+    if element_count(proto) * 8 > MAX_DECODED_BYTES:
         return None
     try:
         return to_numpy(proto)

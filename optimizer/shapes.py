@@ -24,11 +24,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from optimizer._tf import tensorflow
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import AttrValue, GraphDef, NodeDef
+from optimizer.tensor import element_count
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +39,12 @@ _MEMO = "shapes"  # the key of `StaticShapes.of` in `Graph.memo`
 def _placeholder_for(node: NodeDef) -> NodeDef | None:
     """A Placeholder of the same name, dtype and shape to import in place of the large Const `node` (its inputs, the
     control ones, are written by the caller), or None for any other node."""
-    if node.op != "Const" or _element_count(node) <= VALUE_LIMIT:
+    if node.op != "Const" or element_count(node.attr["value"].tensor) <= VALUE_LIMIT:
         return None
     placeholder = NodeDef(name=node.name, op="Placeholder", device=node.device)
     placeholder.attr["dtype"].CopyFrom(node.attr["dtype"])
     placeholder.attr["shape"].shape.CopyFrom(node.attr["value"].tensor.tensor_shape)
     return placeholder
-
-
-def _element_count(node: NodeDef) -> int:
-    dims = node.attr["value"].tensor.tensor_shape.dim
-    return int(np.prod([dim.size for dim in dims], dtype=np.int64)) if dims else 1
 
 
 def _set_shape(node: NodeDef, shape: Sequence[int | None]) -> None:

@@ -19,6 +19,14 @@ _FAST_DTYPES: dict[int, tuple[type, str]] = {
 """DataType enum -> numpy type and repeated field, for the dtypes decoded here without TensorFlow."""
 
 
+def element_count(proto: TensorProto) -> int:
+    """How many elements `proto` declares, from its shape alone (a negative size counts as 0; nothing is decoded)."""
+    count = 1
+    for dim in proto.tensor_shape.dim:
+        count *= max(int(dim.size), 0)
+    return count
+
+
 def to_numpy(proto: TensorProto) -> np.ndarray:
     """The values of `proto` as a numpy array, exactly as `tf.make_ndarray` gives them (its rules: `tensor_content`
     first, else the typed repeated field with its last value repeated to fill the shape, zeros when empty).

@@ -33,6 +33,7 @@ import numpy as np
 
 from optimizer import Graph, Pass, PassContext, Tensor, opinfo
 from optimizer.patterns import CONTROL_FLOW_OPS, PLACEHOLDER_OPS, const_value, topological_order
+from optimizer.tensor import element_count
 
 COMMUTATIVE_OPS = frozenset(
     {
@@ -117,20 +118,12 @@ SMALL_BYTES = 256
 """A numeric constant of at most this many bytes is keyed by its bytes themselves, not a digest of them."""
 
 
-def _elements(value: Any) -> int:
-    """How many elements the `value` attr (an AttrValue holding a tensor) has, from its shape alone."""
-    elements = 1
-    for dim in value.tensor.tensor_shape.dim:
-        elements *= max(dim.size, 0)
-    return elements
-
-
 def _const_digest(graph: Graph, name: str) -> bytes | tuple[str, tuple[int, ...], bytes]:
     """A key of a Const's value: dtype, shape and bytes (decoded only for small constants, whose encodings
     vary; the bytes themselves when few, else a digest); the serialized proto for large ones and for those with
     no numpy form."""
     proto = graph.node(name).attrs["value"]
-    value = const_value(graph, Tensor(name)) if _elements(proto) <= DECODE_LIMIT else None
+    value = const_value(graph, Tensor(name)) if element_count(proto.tensor) <= DECODE_LIMIT else None
     if value is None:
         return b"proto:" + hashlib.sha256(proto.SerializeToString(deterministic=True)).digest()
     if value.dtype != object and value.nbytes <= SMALL_BYTES:
@@ -256,7 +249,11 @@ class _Table:
 
 def _remembered(proto: Any) -> bool:
     """True for a Const whose key is remembered across runs (see `REMEMBERED_ELEMENTS`)."""
-    return bool(proto.op == "Const" and "value" in proto.attr and _elements(proto.attr["value"]) > REMEMBERED_ELEMENTS)
+    return bool(
+        proto.op == "Const"
+        and "value" in proto.attr
+        and element_count(proto.attr["value"].tensor) > REMEMBERED_ELEMENTS
+    )
 
 
 def _remembered_digests(graph: Graph) -> dict[str, tuple[Any, int, object]]:

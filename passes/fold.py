@@ -62,6 +62,7 @@ from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, 
 from optimizer.opinfo import SWITCH_OPS
 from optimizer.protos import AttrValue, FunctionDef, TensorProto
 from optimizer.shapes import Shape, StaticShapes
+from optimizer.tensor import element_count
 from passes.inline import inline_call
 
 MAX_ROUNDS = 8
@@ -140,10 +141,7 @@ elements must not make TensorFlow try to allocate terabytes): such a constant co
 
 
 def _proto_bytes(proto: TensorProto) -> int:
-    count = 1
-    for dim in proto.tensor_shape.dim:
-        count *= max(int(dim.size), 0)
-    return count * _dtype_bytes(proto.dtype)
+    return element_count(proto) * _dtype_bytes(proto.dtype)
 
 
 def _info_bytes(info: TensorInfo | None) -> int | None:

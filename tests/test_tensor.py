@@ -7,7 +7,7 @@ import pytest
 
 from optimizer._tf import tensorflow
 from optimizer.protos import DataType, TensorProto
-from optimizer.tensor import const_attrs, from_numpy, to_numpy
+from optimizer.tensor import const_attrs, element_count, from_numpy, to_numpy
 
 tf = tensorflow()
 
@@ -97,3 +97,14 @@ def test_a_proto_tensorflow_rejects_is_rejected_the_same_way() -> None:
 )
 def test_from_numpy_encodes_as_tensorflow_does(value: np.ndarray) -> None:
     assert from_numpy(value) == tf.make_tensor_proto(value)
+
+
+def test_element_count_reads_the_declared_shape_without_decoding() -> None:
+    assert element_count(from_numpy(np.zeros((3, 0, 2), np.float32))) == 0
+    assert element_count(from_numpy(np.float32(1.5))) == 1  # a scalar
+    declared = TensorProto(dtype=1)
+    for size in (10**6, 10**6, -4):  # a hostile shape: no content behind it, a negative size counts as 0
+        declared.tensor_shape.dim.add(size=size)
+    assert element_count(declared) == 0
+    del declared.tensor_shape.dim[-1]
+    assert element_count(declared) == 10**12
