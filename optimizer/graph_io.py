@@ -85,14 +85,9 @@ def output_format(path: str | os.PathLike[str], requested: str | None = None) ->
     return "pbtxt" if str(path).lower().endswith(TEXT_EXTENSIONS) else "pb"
 
 
-def serialize(source: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> bytes:
-    """The bytes of `source` (a GraphDef, or a Graph: lowered) in format `fmt`; refuse a binary graph over `limit`
-    bytes. A Graph is written by `Graph.to_bytes`, without building its GraphDef."""
-    return b"".join(serialized_chunks(source, fmt, limit))
-
-
 def serialized_chunks(source: GraphDef | Graph, fmt: str, limit: int = PROTOBUF_LIMIT) -> list[bytes]:
-    """`serialize` in pieces whose concatenation is its bytes (a Graph's: `Graph.to_chunks`)."""
+    """The bytes of `source` (a GraphDef, or a Graph: lowered) in format `fmt`, in pieces in order; refuse a binary
+    graph over `limit` bytes. A Graph is written by `Graph.to_chunks`, without building its GraphDef."""
     if fmt == "pbtxt":
         graph_def = source.to_graph_def() if isinstance(source, Graph) else source
         return [text_format.MessageToString(graph_def).encode("utf-8")]
