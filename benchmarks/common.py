@@ -4,6 +4,7 @@ checking our output.
 The tools (`run_tool`), each on a GraphDef file with named input and output tensors:
 - `ours`: `optimizer.load` + `optimizer.optimize` (the default pipeline) + `optimizer.save`, each also timed apart;
 - `roundtrip`: the same with no pass; `protobuf`: protobuf's own parse + serialize of the file (the floor);
+- `edits`: load + the default pipeline's graph edits replayed with no analysis + save (`benchmarks.edit_floor`);
 - `grappler`: `tf_optimizer.OptimizeGraph` with the given optimizers (default `GRAPPLER_OPTIMIZERS`, the portable
   ones), one iteration; `optimize_for_inference`: the library call (float32 inputs).
 Parsing the file is outside Grappler's and optimize_for_inference's time, as for them it is the caller's. `measure`
@@ -125,6 +126,11 @@ def run_tool(tool: str, job: Job, optimizers: tuple[str, ...] = GRAPPLER_OPTIMIZ
     `load_seconds`, `passes_seconds`, `save_seconds`."""
     if tool in ("ours", "roundtrip"):
         return _ours(job, passes=tool == "ours")
+    if tool == "edits":
+        from benchmarks.edit_floor import edit_floor
+
+        with tempfile.TemporaryDirectory() as folder:
+            return edit_floor(job.path, job.inputs, job.outputs, job.result or str(Path(folder) / "out.pb"))
     from optimizer.protos import GraphDef
 
     data = Path(job.path).read_bytes()
