@@ -59,8 +59,8 @@ def run(sizes: list[int], grappler_max: int = 400_000, verify_max: int = 100_000
             path.write_bytes(synthetic_graph(size).SerializeToString())
             source = Job(str(path), ["x"], ["y"], warm_gib=warm_gib(size))
             ours = replace(source, result=str(Path(folder) / "ours.pb")) if size <= verify_max else source
-            others = ("protobuf", "roundtrip", "grappler", "optimize_for_inference", "edits")
-            others = others if size <= grappler_max else others[:2]
+            compared = ("grappler", "optimize_for_inference", "edits") if size <= grappler_max else ()
+            others = ("protobuf", "roundtrip", *compared)
             row: dict[str, Any] = {"size": size, "bytes": path.stat().st_size, "ours": measure("ours", [ours])[0]}
             if ours.result is not None and "error" not in row["ours"]:
                 row["ours"].update(verify_result(ours))
