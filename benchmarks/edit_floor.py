@@ -13,11 +13,11 @@ Grappler's time in the same run, it shows how far any rewrite of the passes' ana
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from benchmarks.common import load_step_save
 from optimizer.ir import Graph
 from optimizer.pass_base import Pass
 from optimizer.protos import NodeDef
@@ -117,19 +117,5 @@ def edit_floor(
     edits = record_edits(graph, passes)
     expected = graph.to_bytes()
     del graph
-    start = time.perf_counter()
-    fresh = optimizer.load(path, inputs, outputs)
-    loaded = time.perf_counter()
-    replay(fresh, edits)
-    replayed = time.perf_counter()
-    optimizer.save(fresh, out)
-    saved = time.perf_counter()
-    return {
-        "seconds": saved - start,
-        "load_seconds": loaded - start,
-        "edits_seconds": replayed - loaded,
-        "save_seconds": saved - replayed,
-        "edits": len(edits),
-        "matches": fresh.to_bytes() == expected,
-        "nodes": len(fresh),
-    }
+    fresh, figures = load_step_save(path, inputs, outputs, out, lambda graph: replay(graph, edits), "edits")
+    return {**figures, "edits": len(edits), "matches": fresh.to_bytes() == expected}
