@@ -42,6 +42,7 @@ from optimizer.ir import Graph, Tensor
 from optimizer.library import referenced_library
 from optimizer.protos import GraphDef, TensorProto
 from optimizer.tensor import from_numpy
+from optimizer.tf_import import LazyImport
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,14 @@ class NotFoldable(ValueError):
 class Imported:
     """A frontier imported into TensorFlow by `frontier_shapes`, for `evaluate` to run in (see the contract)."""
 
-    tf_graph: Any = None
+    imported: LazyImport | None = None
     known: frozenset[Tensor] = frozenset()
     exact: dict[Tensor, np.ndarray] | None = None  # the fetches `optimizer.exact` computed
 
     def holds(self, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto]) -> bool:
-        if self.tf_graph is None or not set(known) <= self.known:
+        if self.imported is None or not set(known) <= self.known:
             return False
-        names = {operation.name for operation in self.tf_graph.get_operations()}
+        names = set(self.imported.names)
         return all(tensor.node in names for tensor in fetches)
 
 
@@ -165,10 +166,8 @@ def frontier_shapes(
     batches = [wanted] if wanted else []
     while batches:
         batch = batches.pop()
-        imported = tf.Graph()
         try:
-            with imported.as_default():
-                tf.graph_util.import_graph_def(frontier_graph_def(graph, batch, known), name="")
+            imported = LazyImport(frontier_graph_def(graph, batch, known))
         except NotFoldable:
             raise
         except Exception:  # a shape function rejects its constant inputs somewhere in this batch
@@ -176,31 +175,30 @@ def frontier_shapes(
                 batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
             continue
         if keep is not None and len(batch) == len(wanted):
-            keep.tf_graph, keep.known = imported, frozenset(known or ())
+            keep.imported, keep.known = imported, frozenset(known or ())
         for tensor in batch:
-            static = imported.get_tensor_by_name(str(tensor))
+            static = imported.tensor(tensor)
+            if static is None:
+                continue
             shape = None if static.shape.rank is None else tuple(static.shape.as_list())
             found[tensor] = (int(static.dtype.as_datatype_enum), shape)
     return found
 
 
-def run_frontier(graph_def: GraphDef | Any, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
-    """Run `graph_def` (or a `tf.Graph` it was imported into) once on the CPU and return the fetched values and
-    their TF dtypes."""
-    tf = tensorflow()
-    if isinstance(graph_def, GraphDef):
-        imported = tf.Graph()
-        with imported.as_default():
-            tf.graph_util.import_graph_def(graph_def, name="")
-    else:
-        imported = graph_def
-    names = [str(tensor) for tensor in fetches]
-    dtypes = [imported.get_tensor_by_name(name).dtype for name in names]
+def run_frontier(graph_def: GraphDef | LazyImport, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
+    """Run `graph_def` (or its import) once on the CPU and return the fetched values and their TF dtypes."""
+    imported = LazyImport(graph_def) if isinstance(graph_def, GraphDef) else graph_def
+    tensors = []
+    for fetch in fetches:
+        tensor = imported.tensor(fetch)
+        if tensor is None:
+            raise ValueError(f"{fetch} is not in the imported frontier")
+        tensors.append(tensor)
     values = []
-    with tf.compat.v1.Session(graph=imported, config=_session_config()) as session:
-        for start in range(0, len(names), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
-            values.extend(session.run(names[start : start + RUN_CHUNK]))
-    return [np.asarray(value) for value in values], dtypes
+    with tensorflow().compat.v1.Session(graph=imported.graph, config=_session_config()) as session:
+        for start in range(0, len(tensors), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
+            values.extend(session.run(tensors[start : start + RUN_CHUNK]))
+    return [np.asarray(value) for value in values], [tensor.dtype for tensor in tensors]
 
 
 def evaluate(
@@ -233,7 +231,7 @@ def evaluate(
     prepared: Any = None
     if pending:
         reuse = imported is not None and imported.holds(pending, known)
-        prepared = imported.tf_graph if reuse and imported is not None else frontier_graph_def(graph, pending, known)
+        prepared = imported.imported if reuse and imported is not None else frontier_graph_def(graph, pending, known)
     batches: list[tuple[list[Tensor], Any]] = [(pending, prepared)] if pending else []
     while batches:
         batch, prepared = batches.pop()

@@ -2,7 +2,8 @@
 
 Contract
 - `StaticShapes.infer(graph)` imports a copy of the graph into a `tf.Graph` once (TensorFlow's C++ shape functions
-  run at import, constant shape inputs such as a `Reshape`'s `shape` included) and answers per tensor:
+  run at import, constant shape inputs such as a `Reshape`'s `shape` included; `LazyImport`, so only the nodes
+  asked about get Python objects) and answers per tensor:
   `shape(t)` is a tuple with `None` for an unknown dimension, or None when even the rank is unknown; `dtype(t)` is
   the `DataType` enum, or None.
 - Large constants (more than `VALUE_LIMIT` elements) are imported as placeholders of the same dtype and shape, so
@@ -28,6 +29,7 @@ from optimizer._tf import tensorflow
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import AttrValue, GraphDef, NodeDef
 from optimizer.tensor import element_count
+from optimizer.tf_import import LazyImport
 
 log = logging.getLogger(__name__)
 
@@ -55,30 +57,27 @@ def _set_shape(node: NodeDef, shape: Sequence[int | None]) -> None:
 class StaticShapes:
     """Per-tensor static shapes and dtypes of one graph, as TensorFlow infers them."""
 
-    def __init__(self, graph: Graph, tf_graph: Any | None) -> None:
+    def __init__(self, graph: Graph, imported: LazyImport | None) -> None:
         self._graph = graph
-        self._tf_graph = tf_graph
+        self._imported = imported
         # The node protos inferred: a name later reused by another node must not answer for it.
-        self._protos = {node.name: node.proto for node in graph.nodes()} if tf_graph is not None else {}
+        self._protos = {node.name: node.proto for node in graph.nodes()} if imported is not None else {}
 
     @classmethod
     def infer(cls, graph: Graph, input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> StaticShapes:
         """Infer the shapes of every tensor of `graph` (`input_shapes`: placeholder name -> shape to assume)."""
-        tf = tensorflow()
         graph_def: GraphDef = graph.to_graph_def(stand_in=_placeholder_for)  # weights are never copied
         overrides = {Tensor.parse(name).node: shape for name, shape in (input_shapes or {}).items()}
         if overrides:
             for node in graph_def.node:
                 if node.name in overrides and graph.op(node.name).startswith("Placeholder"):
                     _set_shape(node, overrides[node.name])
-        tf_graph = tf.Graph()
         try:
-            with tf_graph.as_default():
-                tf.graph_util.import_graph_def(graph_def, name="")
+            imported = LazyImport(graph_def)
         except Exception as error:  # any import failure: no shape is known, which only disables rewrites
             log.debug("static shapes unknown: the graph does not import: %s", str(error).splitlines()[0])
             return cls(graph, None)
-        return cls(graph, tf_graph)
+        return cls(graph, imported)
 
     @classmethod
     def of(cls, graph: Graph) -> StaticShapes:
@@ -90,15 +89,11 @@ class StaticShapes:
         return shapes
 
     def _output(self, tensor: Tensor) -> Any | None:
-        if self._tf_graph is None or tensor.node not in self._graph:
+        if self._imported is None or tensor.node not in self._graph:
             return None
         if self._protos.get(tensor.node) is not self._graph.node(tensor.node).proto:
             return None
-        try:
-            outputs = self._tf_graph.get_operation_by_name(tensor.node).outputs
-        except (KeyError, ValueError):
-            return None
-        return outputs[tensor.port] if tensor.port < len(outputs) else None
+        return self._imported.tensor(tensor)
 
     def shape(self, tensor: Tensor) -> Shape | None:
         """The static shape of `tensor` (None for an unknown dimension), or None when its rank is unknown."""

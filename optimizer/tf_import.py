@@ -1,0 +1,97 @@
+"""A GraphDef imported into a `tf.Graph` with Python objects made only for the nodes asked about.
+
+`tf.graph_util.import_graph_def` imports at the C level, where TensorFlow's shape functions run, and then wraps
+every node in a Python `Operation`: on a Keras application that wrapping is three quarters of the import's time,
+and shape inference and constant folding import a graph several times a run. `LazyImport` makes the C-level import
+alone and wraps a node when it is first asked for (`operation`, `tensor`). What it answers is what a full import
+answers: the same C-level graph, the same shapes and dtypes, and a session over `graph` runs the same nodes.
+
+Contract
+- `LazyImport(graph_def)` raises what the import raises for a GraphDef TensorFlow rejects (`ValueError`, as
+  `import_graph_def` does, for one its C-level import refuses).
+- `names` holds every node of `graph_def`; `operation(name)` and `tensor(t)` return None for a node not in it (and
+  `tensor` for a port the node does not have).
+- It uses two private hooks of `tf.Graph` (`_c_graph` and `_create_op_from_tf_operation`, both in TensorFlow since
+  2.x). `LAZY` is False where they are missing: then every node is wrapped at once, the public way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optimizer._tf import tensorflow
+from optimizer.ir import Tensor
+from optimizer.protos import GraphDef
+
+
+def _lazy_supported() -> bool:
+    tf = tensorflow()
+    return hasattr(tf.Graph(), "_c_graph") and hasattr(tf.Graph, "_create_op_from_tf_operation")
+
+
+LAZY: bool | None = None  # whether the private hooks exist (found on first use)
+
+
+class LazyImport:
+    """`graph_def` in a new `tf.Graph` (`graph`, names unprefixed); see the module docstring."""
+
+    def __init__(self, graph_def: GraphDef) -> None:
+        global LAZY
+        tf = tensorflow()
+        if LAZY is None:
+            LAZY = _lazy_supported()
+        self.graph = tf.Graph()
+        self.names = [node.name for node in graph_def.node]
+        self._c_ops: dict[str, Any] = {}
+        self._operations: dict[str, Any] = {}
+        if not LAZY:
+            with self.graph.as_default():
+                tf.graph_util.import_graph_def(graph_def, name="")
+            self._operations = {operation.name: operation for operation in self.graph.get_operations()}
+            return
+        self._c_ops = dict(zip(self.names, _import_c_level(self.graph, graph_def), strict=True))
+
+    def operation(self, name: str) -> Any | None:
+        """The `tf.Operation` of node `name`, made now if not yet; None when the node is not in the import."""
+        operation = self._operations.get(name)
+        if operation is None:
+            c_op = self._c_ops.get(name)
+            if c_op is None:
+                return None
+            operation = self.graph._create_op_from_tf_operation(c_op, compute_device=False)
+            self._operations[name] = operation
+        return operation
+
+    def tensor(self, tensor: Tensor) -> Any | None:
+        """The `tf.Tensor` of `tensor`, or None when its node or port is not in the import."""
+        operation = self.operation(tensor.node)
+        if operation is None or tensor.port >= len(operation.outputs):
+            return None
+        return operation.outputs[tensor.port]
+
+
+def _import_c_level(graph: Any, graph_def: GraphDef) -> list[Any]:
+    """Import `graph_def` into `graph`'s C-level graph; return its TF_Operations in `graph_def`'s node order."""
+    tensorflow()
+    from tensorflow.python.client import pywrap_tf_session as c_api
+    from tensorflow.python.framework import errors
+
+    options = c_api.TF_NewImportGraphDefOptions()
+    try:
+        c_api.TF_ImportGraphDefOptionsSetPrefix(options, "")
+        for node in graph_def.node:
+            c_api.TF_ImportGraphDefOptionsAddReturnOperation(options, node.name)
+        serialized = c_api.TF_NewBufferFromString(graph_def.SerializeToString())
+        try:
+            with graph._c_graph.get() as c_graph:
+                results = c_api.TF_GraphImportGraphDefWithResults(c_graph, serialized, options)
+        except errors.InvalidArgumentError as error:
+            raise ValueError(str(error)) from error  # as `import_graph_def` raises it
+        finally:
+            c_api.TF_DeleteBuffer(serialized)
+    finally:
+        c_api.TF_DeleteImportGraphDefOptions(options)
+    try:
+        return list(c_api.TF_ImportGraphDefResultsReturnOperations(results))
+    finally:
+        c_api.TF_DeleteImportGraphDefResults(results)
