@@ -204,6 +204,8 @@ def called_functions(node: NodeDef, names: Collection[str]) -> list[str]:
 def referenced_functions(graph: Graph, roots: Iterable[NodeDef] | None = None) -> set[str]:
     """The library functions `roots` (default: the graph's nodes) call, transitively, with their gradients."""
     names = {function.signature.name for function in graph.library.function}
+    if not names:
+        return set()  # an empty library: nothing to look for in the nodes
     nodes = roots if roots is not None else (node.proto for node in graph.nodes())
     return function_closure(graph.library, [name for node in nodes for name in called_functions(node, names)])
 
@@ -227,9 +229,11 @@ def function_closure(library: FunctionDefLibrary, names: Iterable[str]) -> set[s
 
 def referenced_library(nodes: Iterable[NodeDef], library: FunctionDefLibrary) -> FunctionDefLibrary:
     """The functions of `library` that `nodes` call, directly or through other functions, and their gradients."""
-    names = {function.signature.name for function in library.function}
-    seen = function_closure(library, (name for node in nodes for name in called_functions(node, names)))
     result = FunctionDefLibrary()
+    names = {function.signature.name for function in library.function}
+    if not names:
+        return result  # an empty library: nothing to look for in the nodes
+    seen = function_closure(library, (name for node in nodes for name in called_functions(node, names)))
     result.function.extend(function for function in library.function if function.signature.name in seen)
     result.gradient.extend(gradient for gradient in library.gradient if gradient.function_name in seen)
     return result

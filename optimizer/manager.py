@@ -115,8 +115,9 @@ class PassManager:
                 graph.memo.clear()  # what analyses remembered holds for this run only (see `Graph.memo`)
 
     def _run(self, graph: Graph) -> RunReport:
+        names = [str(step) for step in self.pipeline]  # each pass as configured, written once per run
         report = RunReport(
-            str(self.pipeline), op_counts_before=graph.op_counts(), constant_bytes_before=graph.constant_bytes()
+            ",".join(names), op_counts_before=graph.op_counts(), constant_bytes_before=graph.constant_bytes()
         )
         done: list[str] = []
         clean_at: dict[str, int] = {}  # pass (as configured) -> mutation count after a run that left it nothing to do
@@ -124,22 +125,22 @@ class PassManager:
         for iteration in range(1, (self.max_iterations if self.fixed_point else 1) + 1):
             report.iterations = iteration
             changed = False
-            for step in self.pipeline:
-                if all(clean_at.get(str(other)) == graph.mutations for other in self.pipeline):
+            for step, name in zip(self.pipeline, names, strict=True):
+                if all(clean_at.get(other) == graph.mutations for other in names):
                     break  # a fixed point: every pass has just seen this very graph and changed nothing
-                if clean_at.get(str(step)) == graph.mutations:
+                if clean_at.get(name) == graph.mutations:
                     continue
                 for announce in self.before_pass:
-                    announce(str(step), iteration)
-                record = self._run_guarded(step, graph, iteration, done)
+                    announce(name, iteration)
+                record = self._run_guarded(step, name, graph, iteration, done)
                 report.records.append(record)
                 if record.changed:
                     for callback in self.after_change:
                         callback(record, graph)
-                done.append(str(step))
+                done.append(name)
                 changed |= record.changed
                 if record.error is None and (step.idempotent or not record.changed):
-                    clean_at[str(step)] = graph.mutations
+                    clean_at[name] = graph.mutations
             if not changed:
                 break
         if self.check and report.changed:
@@ -151,19 +152,20 @@ class PassManager:
         report.constant_bytes_after = graph.constant_bytes()
         return report
 
-    def _run_guarded(self, step: Pass, graph: Graph, iteration: int, done: list[str]) -> PassRecord:
+    def _run_guarded(self, step: Pass, name: str, graph: Graph, iteration: int, done: list[str]) -> PassRecord:
         """`_run_one`, or with `keep_going` a rollback and a recorded error when the pass fails."""
         if not self.keep_going:
-            return self._run_one(step, graph, iteration, done)
+            return self._run_one(step, name, graph, iteration, done)
         snapshot, nodes = graph.copy(), len(graph)
         try:
-            return self._run_one(step, graph, iteration, done)
+            return self._run_one(step, name, graph, iteration, done)
         except PassError as error:
             graph.restore(snapshot)
             log.warning("%s (rolled back; going on)", error)
-            return PassRecord(str(step), iteration, 0.0, False, 0, nodes, nodes, error=str(error))
+            return PassRecord(name, iteration, 0.0, False, 0, nodes, nodes, error=str(error))
 
-    def _run_one(self, step: Pass, graph: Graph, iteration: int, done: list[str]) -> PassRecord:
+    def _run_one(self, step: Pass, name: str, graph: Graph, iteration: int, done: list[str]) -> PassRecord:
+        """Run `step` (written `name`) once, check what it touched, and record it."""
         before_mutations, before_nodes = graph.mutations, len(graph)
         start = time.perf_counter()
         try:
@@ -175,8 +177,8 @@ class PassManager:
                 check_graph(graph, graph.take_touched())
         except Exception as error:
             after = f" after {', '.join(done)}" if done else " (the first pass)"
-            message = f"pass {str(step)!r} failed{after}: {error}"
+            message = f"pass {name!r} failed{after}: {error}"
             raise PassError(message, user_error=isinstance(error, OptimizerError)) from error
         seconds = time.perf_counter() - start
-        log.info("%s: %d mutation(s), %d -> %d nodes, %.3fs", step, mutations, before_nodes, len(graph), seconds)
-        return PassRecord(str(step), iteration, seconds, mutations > 0, mutations, before_nodes, len(graph))
+        log.info("%s: %d mutation(s), %d -> %d nodes, %.3fs", name, mutations, before_nodes, len(graph), seconds)
+        return PassRecord(name, iteration, seconds, mutations > 0, mutations, before_nodes, len(graph))

@@ -66,7 +66,9 @@ def _convert(value: str, annotation: Any, where: str) -> Any:
 def build_pass(name: str, options: dict[str, str]) -> Pass:
     """Instantiate the pass `name` with string `options` converted to its fields' types."""
     cls = get_pass(name)
-    hints = typing.get_type_hints(cls)
+    if not options:
+        return cls()
+    hints = typing.get_type_hints(cls)  # evaluates every annotation of the class: only when there is an option
     fields = {option.name: option for option in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in options.items():

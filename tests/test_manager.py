@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer import Graph, PassContext, PassError, PassManager, Tensor, function_pass
+from optimizer import Graph, Pass, PassContext, PassError, PassManager, Tensor, function_pass
 from optimizer.errors import GraphError
 from optimizer.invariants import check_graph
 from tests.builder import graph_of
@@ -48,6 +48,21 @@ def test_a_repeat_skips_each_pass_that_changed_nothing_on_the_graph_it_would_see
         ("identity", 2, False),
     ]
     assert report.iterations == 2 and len(graph) == 2
+
+
+def test_each_pass_is_written_once_a_run_however_many_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []
+    real = Pass.__str__
+
+    def counting(self: Pass) -> str:
+        written.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Pass, "__str__", counting)
+    graph = graph_of(SMALL, inputs=("x",), outputs=("y",))
+    report = PassManager("identity,strip,prune,strip", fixed_point=True).run(graph)
+    assert report.iterations == 2 and len(report.records) == 5
+    assert sorted(written) == ["identity", "prune", "strip", "strip"]  # the pipeline's names, written once
 
 
 def test_a_pass_that_lies_about_changing_fails_with_its_name() -> None:

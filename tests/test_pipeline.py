@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from optimizer import OptimizerError, Pass, PassContext, Pipeline, register_pass
 from optimizer.ir import Graph
-from optimizer.registry import unregister_pass
+from optimizer.registry import get_pass, unregister_pass
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,20 @@ def tunable() -> Iterator[None]:
     register_pass(Tunable)
     yield
     unregister_pass("tunable")
+
+
+def test_only_a_pass_given_options_has_its_annotations_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluated: list[type] = []
+    real = typing.get_type_hints
+
+    def counting(cls: type) -> dict[str, Any]:
+        evaluated.append(cls)
+        return real(cls)
+
+    monkeypatch.setattr(typing, "get_type_hints", counting)
+    assert Pipeline.parse("tunable,prune,cse").passes == (Tunable(), get_pass("prune")(), get_pass("cse")())
+    assert evaluated == []  # building a pass with no option is `cls()`, however many times a run parses it
+    assert Pipeline.parse("prune,tunable{ratio=0.125}").passes[1] == Tunable(ratio=0.125) and evaluated == [Tunable]
 
 
 def test_options_are_converted_to_field_types() -> None:
