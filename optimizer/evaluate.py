@@ -61,15 +61,14 @@ class NotFoldable(ValueError):
 class Imported:
     """A frontier imported into TensorFlow by `frontier_shapes`, for `evaluate` to run in (see the contract)."""
 
-    imported: LazyImport | None = None
+    frontier: LazyImport | None = None
     known: frozenset[Tensor] = frozenset()
     exact: dict[Tensor, np.ndarray] | None = None  # the fetches `optimizer.exact` computed
 
     def holds(self, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto]) -> bool:
-        if self.imported is None or not set(known) <= self.known:
+        if self.frontier is None or not set(known) <= self.known:
             return False
-        names = set(self.imported.names)
-        return all(tensor.node in names for tensor in fetches)
+        return all(tensor.node in self.frontier.names for tensor in fetches)
 
 
 @dataclass
@@ -175,7 +174,7 @@ def frontier_shapes(
                 batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
             continue
         if keep is not None and len(batch) == len(wanted):
-            keep.imported, keep.known = imported, frozenset(known or ())
+            keep.frontier, keep.known = imported, frozenset(known or ())
         for tensor in batch:
             static = imported.tensor(tensor)
             if static is None:
@@ -231,7 +230,7 @@ def evaluate(
     prepared: Any = None
     if pending:
         reuse = imported is not None and imported.holds(pending, known)
-        prepared = imported.imported if reuse and imported is not None else frontier_graph_def(graph, pending, known)
+        prepared = imported.frontier if reuse and imported is not None else frontier_graph_def(graph, pending, known)
     batches: list[tuple[list[Tensor], Any]] = [(pending, prepared)] if pending else []
     while batches:
         batch, prepared = batches.pop()

@@ -11,12 +11,14 @@ Contract
   `import_graph_def` does, for one its C-level import refuses).
 - `names` holds every node of `graph_def`; `operation(name)` and `tensor(t)` return None for a node not in it (and
   `tensor` for a port the node does not have).
-- It uses two private hooks of `tf.Graph` (`_c_graph` and `_create_op_from_tf_operation`, both in TensorFlow since
-  2.x). `LAZY` is False where they are missing: then every node is wrapped at once, the public way.
+- It uses two private hooks of `tf.Graph` (`_c_graph.get()` and `_create_op_from_tf_operation`, as in TensorFlow
+  2.21). Where `lazy_supported()` finds them missing, or they fail with an `AttributeError` or `TypeError` (hooks of
+  another shape), every node is wrapped at once, the public way: slower, never different.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from optimizer._tf import tensorflow
@@ -24,32 +26,32 @@ from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
 
 
-def _lazy_supported() -> bool:
+@functools.cache
+def lazy_supported() -> bool:
+    """Whether this TensorFlow has the private hooks a lazy import needs (see the contract)."""
     tf = tensorflow()
-    return hasattr(tf.Graph(), "_c_graph") and hasattr(tf.Graph, "_create_op_from_tf_operation")
-
-
-LAZY: bool | None = None  # whether the private hooks exist (found on first use)
+    return hasattr(getattr(tf.Graph(), "_c_graph", None), "get") and hasattr(tf.Graph, "_create_op_from_tf_operation")
 
 
 class LazyImport:
     """`graph_def` in a new `tf.Graph` (`graph`, names unprefixed); see the module docstring."""
 
     def __init__(self, graph_def: GraphDef) -> None:
-        global LAZY
         tf = tensorflow()
-        if LAZY is None:
-            LAZY = _lazy_supported()
         self.graph = tf.Graph()
-        self.names = [node.name for node in graph_def.node]
+        names = [node.name for node in graph_def.node]
+        self.names = frozenset(names)
         self._c_ops: dict[str, Any] = {}
         self._operations: dict[str, Any] = {}
-        if not LAZY:
-            with self.graph.as_default():
-                tf.graph_util.import_graph_def(graph_def, name="")
-            self._operations = {operation.name: operation for operation in self.graph.get_operations()}
-            return
-        self._c_ops = dict(zip(self.names, _import_c_level(self.graph, graph_def), strict=True))
+        if lazy_supported():
+            try:
+                self._c_ops = dict(zip(names, _import_c_level(self.graph, graph_def), strict=True))
+                return
+            except (AttributeError, TypeError):  # hooks of another shape in this TensorFlow: the public way
+                self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+        self._operations = {operation.name: operation for operation in self.graph.get_operations()}
 
     def operation(self, name: str) -> Any | None:
         """The `tf.Operation` of node `name`, made now if not yet; None when the node is not in the import."""

@@ -70,7 +70,7 @@ def test_every_shape_and_dtype_is_the_full_imports(source: str) -> None:
 def test_only_the_nodes_asked_about_get_python_objects() -> None:
     graph_def = _library_graph_def()
     lazy = LazyImport(graph_def)
-    assert lazy.graph.get_operations() == [] and set(lazy.names) == {node.name for node in graph_def.node}
+    assert lazy.graph.get_operations() == [] and lazy.names == {node.name for node in graph_def.node}
     flat = lazy.tensor(Tensor("flat"))
     assert flat is not None and flat.shape.rank == 2
     assert [operation.name for operation in lazy.graph.get_operations()] == ["flat"]
@@ -102,10 +102,20 @@ def test_a_graph_tensorflow_rejects_raises_value_error() -> None:
         LazyImport(graph_def)
 
 
-def test_without_the_private_hooks_everything_is_imported_the_public_way(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("hooks", ["missing", "of another shape"])
+def test_without_the_private_hooks_everything_is_imported_the_public_way(
+    monkeypatch: pytest.MonkeyPatch, hooks: str
+) -> None:
     graph_def = _library_graph_def()
     expected = _answers(graph_def, LazyImport(graph_def).tensor)
-    monkeypatch.setattr(tf_import, "LAZY", False)
+    if hooks == "missing":
+        monkeypatch.setattr(tf_import, "lazy_supported", lambda: False)
+    else:
+
+        def other_shape(graph: Any, graph_def: GraphDef) -> list[Any]:
+            raise TypeError("get() takes no arguments")
+
+        monkeypatch.setattr(tf_import, "_import_c_level", other_shape)
     public = LazyImport(graph_def)
     assert len(public.graph.get_operations()) == len(graph_def.node)
     assert _answers(graph_def, public.tensor) == expected
