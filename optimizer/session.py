@@ -7,7 +7,7 @@ TensorFlow would have made of it, and a big graph is not optimized again on ever
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer._tf import tensorflow
 from optimizer.protos import GraphDef
+from optimizer.tf_import import LazyImport
 
 
 def plain_config() -> Any:
@@ -28,8 +29,15 @@ def plain_config() -> Any:
     return config
 
 
-def import_graph(graph_def: GraphDef) -> Any:
-    """A new `tf.Graph` holding `graph_def` (names unprefixed)."""
+def import_graph(graph_def: GraphDef, nodes: Iterable[str] | None = None) -> Any:
+    """A new `tf.Graph` holding `graph_def` (names unprefixed). With `nodes`, only those have Python objects
+    (`LazyImport`: a fraction of the time on a big graph): the graph then answers lookups of those names only, and
+    nothing may be added to it (a new op could take the name of a node not wrapped)."""
+    if nodes is not None:
+        imported = LazyImport(graph_def)
+        for name in nodes:
+            imported.operation(name)
+        return imported.graph
     tf = tensorflow()
     graph = tf.Graph()
     with graph.as_default():
@@ -37,9 +45,10 @@ def import_graph(graph_def: GraphDef) -> Any:
     return graph
 
 
-def open_session(graph_def: GraphDef) -> Any:
-    """A plain session over `graph_def`; the caller closes it (or uses it as a context manager)."""
-    return tensorflow().compat.v1.Session(graph=import_graph(graph_def), config=plain_config())
+def open_session(graph_def: GraphDef, nodes: Iterable[str] | None = None) -> Any:
+    """A plain session over `graph_def` (`nodes` as `import_graph` takes them: then the session may run and feed
+    only those); the caller closes it (or uses it as a context manager)."""
+    return tensorflow().compat.v1.Session(graph=import_graph(graph_def, nodes), config=plain_config())
 
 
 @contextmanager

@@ -7,8 +7,9 @@ alone and wraps a node when it is first asked for (`operation`, `tensor`). What 
 answers: the same C-level graph, the same shapes and dtypes, and a session over `graph` runs the same nodes.
 
 Contract
-- `LazyImport(graph_def)` raises what the import raises for a GraphDef TensorFlow rejects (`ValueError`, as
-  `import_graph_def` does, for one its C-level import refuses).
+- `LazyImport(graph_def)` takes what `import_graph_def` takes and raises what it raises. `import_graph_def` first
+  gives an attr written with no value its default, which the C-level import alone refuses: a GraphDef the C-level
+  import refuses is imported again the public way, which takes it or raises its own error.
 - `names` holds every node of `graph_def`; `operation(name)` and `tensor(t)` return None for a node not in it (and
   `tensor` for a port the node does not have).
 - It uses two private hooks of `tf.Graph` (`_c_graph.get()` and `_create_op_from_tf_operation`, as in TensorFlow
@@ -48,6 +49,8 @@ class LazyImport:
                 self._c_ops = dict(zip(names, _import_c_level(self.graph, graph_def), strict=True))
                 return
             except (AttributeError, TypeError):  # hooks of another shape in this TensorFlow: the public way
+                self.graph = tf.Graph()
+            except ValueError:  # the public import may still take it (it fills empty attrs with their defaults)
                 self.graph = tf.Graph()
         with self.graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name="")

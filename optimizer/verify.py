@@ -23,7 +23,7 @@ Contract
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -145,7 +145,7 @@ class InputSpec:
 
 def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec]:
     """Dtype and static shape of each input, from TensorFlow's shape inference over `graph_def`."""
-    graph = import_graph(graph_def)
+    graph = import_graph(graph_def, [tensor.node for tensor in inputs])
     specs = []
     for tensor in inputs:
         static = graph.get_tensor_by_name(str(tensor))
@@ -267,7 +267,7 @@ def verify(
 
         def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             if not sessions:  # not entered as a context: the original's session is the default one
-                sessions.append(open_session(candidate))
+                sessions.append(open_session(candidate, _run_nodes(fetches, feeds)))
                 stack.callback(sessions[0].close)
             return list(sessions[0].run(fetches, feed_dict=feeds))
 
@@ -313,8 +313,9 @@ def verify_runs(
         return result
     given = dict(feeds or {})
     missing = [tensor for tensor in inputs if str(tensor) not in given]
-    try:
-        session = open_session(original)
+    try:  # restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`)
+        wrapped = _run_nodes(fetches, [*given, *(str(tensor) for tensor in inputs)]) if variables is None else None
+        session = open_session(original, wrapped)
     except Exception as error:
         result.invalid_original = _first_line(error)
         result.skipped = f"the original graph does not import: {result.invalid_original}"
@@ -358,6 +359,11 @@ def verify_runs(
             )
     result.outputs = checks or []
     return result
+
+
+def _run_nodes(fetches: Iterable[str], feeds: Iterable[str]) -> set[str]:
+    """The nodes a session fetches and feeds (tensor names `node:port`)."""
+    return {Tensor.parse(name).node for name in [*fetches, *feeds]}
 
 
 def unknown_ops(graph_def: GraphDef) -> list[str]:

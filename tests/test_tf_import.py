@@ -95,6 +95,19 @@ def test_unknown_nodes_and_ports_are_none() -> None:
     assert lazy.tensor(Tensor("flat", 1)) is None and lazy.tensor(Tensor("flat", 0)) is not None
 
 
+def test_an_attr_written_without_a_value_takes_its_default_as_in_a_full_import() -> None:
+    graph_def = GraphDef()
+    x = graph_def.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = 1
+    x.attr["shape"].shape.dim.add(size=2)
+    cast = graph_def.node.add(name="y", op="Cast", input=["x"])
+    cast.attr["SrcT"].type, cast.attr["DstT"].type = 1, 3
+    cast.attr["Truncate"].SetInParent()  # present, with no value: the C-level import alone refuses it
+    lazy = LazyImport(graph_def)
+    y = lazy.tensor(Tensor("y"))
+    assert y is not None and y.dtype == tf.int32 and y.shape.as_list() == [2]
+
+
 def test_a_graph_tensorflow_rejects_raises_value_error() -> None:
     graph_def = GraphDef()
     graph_def.node.add(name="y", op="Identity", input=["missing"]).attr["T"].type = 1
