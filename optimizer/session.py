@@ -15,7 +15,7 @@ import numpy as np
 
 from optimizer._tf import tensorflow
 from optimizer.protos import GraphDef
-from optimizer.tf_import import LazyImport
+from optimizer.tf_import import LazyImport, import_whole
 
 
 def plain_config() -> Any:
@@ -38,11 +38,7 @@ def import_graph(graph_def: GraphDef, nodes: Iterable[str] | None = None) -> Any
         for name in nodes:
             imported.operation(name)
         return imported.graph
-    tf = tensorflow()
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-    return graph
+    return import_whole(graph_def)
 
 
 def open_session(graph_def: GraphDef, nodes: Iterable[str] | None = None) -> Any:

@@ -34,26 +34,32 @@ def lazy_supported() -> bool:
     return hasattr(getattr(tf.Graph(), "_c_graph", None), "get") and hasattr(tf.Graph, "_create_op_from_tf_operation")
 
 
+def import_whole(graph_def: GraphDef) -> Any:
+    """A new `tf.Graph` holding `graph_def` (names unprefixed), every node wrapped: `import_graph_def`, the public
+    way."""
+    tf = tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    return graph
+
+
 class LazyImport:
     """`graph_def` in a new `tf.Graph` (`graph`, names unprefixed); see the module docstring."""
 
     def __init__(self, graph_def: GraphDef) -> None:
-        tf = tensorflow()
-        self.graph = tf.Graph()
         names = [node.name for node in graph_def.node]
         self.names = frozenset(names)
         self._c_ops: dict[str, Any] = {}
         self._operations: dict[str, Any] = {}
         if lazy_supported():
+            self.graph = tensorflow().Graph()
             try:
                 self._c_ops = dict(zip(names, _import_c_level(self.graph, graph_def), strict=True))
                 return
-            except (AttributeError, TypeError):  # hooks of another shape in this TensorFlow: the public way
-                self.graph = tf.Graph()
-            except ValueError:  # the public import may still take it (it fills empty attrs with their defaults)
-                self.graph = tf.Graph()
-        with self.graph.as_default():
-            tf.graph_util.import_graph_def(graph_def, name="")
+            except (AttributeError, TypeError, ValueError):
+                pass  # hooks of another shape, or a GraphDef only the public import takes (see the contract)
+        self.graph = import_whole(graph_def)
         self._operations = {operation.name: operation for operation in self.graph.get_operations()}
 
     def operation(self, name: str) -> Any | None:

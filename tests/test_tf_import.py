@@ -13,7 +13,7 @@ from optimizer._tf import tensorflow
 from optimizer.graph_io import read_graph_def
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
-from optimizer.tf_import import LazyImport
+from optimizer.tf_import import LazyImport, import_whole
 
 ROOT = Path(__file__).resolve().parent.parent
 tf = tensorflow()
@@ -39,16 +39,9 @@ def _library_graph_def() -> GraphDef:
     return graph_def
 
 
-def _full_import(graph_def: GraphDef) -> Any:
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-    return graph
-
-
 def _answers(graph_def: GraphDef, lookup: Any) -> dict[str, tuple[Any, Any]]:
     """dtype and shape (None: unknown rank) of every output of every node, by `lookup(Tensor)`."""
-    full = _full_import(graph_def)
+    full = import_whole(graph_def)
     found = {}
     for operation in full.get_operations():
         for port in range(len(operation.outputs)):
@@ -60,7 +53,7 @@ def _answers(graph_def: GraphDef, lookup: Any) -> dict[str, tuple[Any, Any]]:
 @pytest.mark.parametrize("source", ["small_cnn", "library"])
 def test_every_shape_and_dtype_is_the_full_imports(source: str) -> None:
     graph_def = read_graph_def(ROOT / "fixtures" / "small_cnn.pb") if source == "small_cnn" else _library_graph_def()
-    full = _full_import(graph_def)
+    full = import_whole(graph_def)
     expected = _answers(graph_def, lambda tensor: full.get_tensor_by_name(str(tensor)))
     lazy = LazyImport(graph_def)
     assert _answers(graph_def, lazy.tensor) == expected
@@ -83,7 +76,7 @@ def test_a_session_over_the_lazy_graph_runs_what_a_full_import_runs() -> None:
     fetch = lazy.tensor(Tensor("folded"))
     with tf.compat.v1.Session(graph=lazy.graph) as session:
         value = session.run(fetch)
-    with tf.compat.v1.Session(graph=_full_import(graph_def)) as session:
+    with tf.compat.v1.Session(graph=import_whole(graph_def)) as session:
         expected = session.run("folded:0")
     np.testing.assert_array_equal(value, expected)
     np.testing.assert_allclose(value, np.exp([1.0, 2.0]), rtol=1e-6)
