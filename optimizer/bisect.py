@@ -116,7 +116,7 @@ def _first_bad_rewrite(
 
     def fails(budget: int) -> bool:
         candidate, _ = _run_with_budget(before, graph, step, budget)
-        return not verify(original, candidate, graph.inputs, graph.outputs, **options).passed
+        return verify(original, candidate, graph.inputs, graph.outputs, **options).failed
 
     _, total = _run_with_budget(before, graph, step, None)
     if total == 0 or not fails(total):

@@ -151,7 +151,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     if not options["quiet"]:
         render_verification(result, console)
     _write_json(options["report_json"], {"original": original_path, "candidate": candidate_path, **result.to_dict()})
-    return EXIT_OK if result.passed else EXIT_VERIFY_FAILED
+    return EXIT_VERIFY_FAILED if result.failed else EXIT_OK
 
 
 def _change_hooks(options: dict[str, Any], console: Console) -> list[Callable[[PassRecord, Graph], None]]:
@@ -350,7 +350,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
             report.notes.append(tolerance_note)
     if report.verification is not None and report.verification.invalid_original:
         raise OptimizerError(f"TensorFlow cannot import it: {report.verification.invalid_original}", input_path)
-    failed = report.verification is not None and not report.verification.passed
+    failed = report.verification is not None and report.verification.failed
     if output_path is not None:
         if failed:
             what = "TFLite model" if model is not None else "optimized graph"

@@ -39,6 +39,9 @@ from optimizer.session import import_graph, open_session, run_graph, session_for
 __all__ = ["import_graph", "run_graph", "session_for"]  # re-exported: tests and tools run graphs from here
 from optimizer.variables import VariableValues
 
+PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
+"""A verification's status: every output compared and equal; some output differs (or the candidate does not run);
+nothing compared (the reason is `Verification.skipped`)."""
 RTOL = 1e-4
 ATOL = 1e-5
 MAX_FEED_BYTES = 256 * 2**20
@@ -101,12 +104,26 @@ class Verification:
     failing_feeds: dict[str, np.ndarray] | None = None
 
     @property
+    def status(self) -> str:
+        """`PASSED` only when outputs were compared and all are equal; `NOT_RUN` when nothing was compared."""
+        if self.skipped is not None or not self.outputs:
+            return NOT_RUN
+        return PASSED if all(check.passed for check in self.outputs) else FAILED
+
+    @property
     def passed(self) -> bool:
-        return self.skipped is not None or all(check.passed for check in self.outputs)
+        """True only when outputs were compared and all are equal (a skipped verification did not pass)."""
+        return self.status == PASSED
+
+    @property
+    def failed(self) -> bool:
+        """True when some output was compared and differs, or the candidate failed to run."""
+        return self.status == FAILED
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("failing_feeds")
+        data["status"] = self.status
         data["passed"] = self.passed
         return data
 
