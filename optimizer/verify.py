@@ -23,6 +23,7 @@ Contract
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from optimizer.foldable import outside_world_ops
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
 from optimizer.session import import_graph, open_session, run_graph, session_for
+from optimizer.state import state_writers
 
 __all__ = ["import_graph", "run_graph", "session_for"]  # re-exported: tests and tools run graphs from here
 from optimizer.variables import VariableValues
@@ -44,6 +46,8 @@ PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 nothing compared (the reason is `Verification.skipped`)."""
 RTOL = 1e-4
 ATOL = 1e-5
+STATEFUL_CALLS = 2
+"""How many times each graph runs on each input set when it writes state (see `verify_runs`)."""
 MAX_FEED_BYTES = 256 * 2**20
 """Random inputs larger than this are not made: verification is skipped with the reason (absurd declared shapes)."""
 
@@ -101,6 +105,7 @@ class Verification:
     notes: list[str] = field(default_factory=list)
     seed: int = 0
     samples: int = 1
+    calls: int = 1
     failing_feeds: dict[str, np.ndarray] | None = None
 
     @property
@@ -269,6 +274,10 @@ def compare(name: str, expected: Any, actual: Any, rtol: float = RTOL, atol: flo
     )
 
 
+class CandidateError(Exception):
+    """The candidate could not be prepared to run (its message says why)."""
+
+
 def verify(
     original: GraphDef,
     candidate: GraphDef,
@@ -279,13 +288,23 @@ def verify(
     """Run `original` and `candidate` on the same inputs and compare each declared output (the options are
     `verify_runs`'s). The candidate is imported when first run, so an original that cannot run is reported first."""
     fetches = [str(tensor) for tensor in outputs]
+    variables: VariableValues | None = options.get("variables")
+    if state_writers(candidate):
+        options.setdefault("calls", STATEFUL_CALLS)
     with contextlib.ExitStack() as stack:
         sessions: list[Any] = []
 
         def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             if not sessions:  # not entered as a context: the original's session is the default one
-                sessions.append(open_session(candidate, _run_nodes(fetches, feeds)))
-                stack.callback(sessions[0].close)
+                # Restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`).
+                session = open_session(candidate, _run_nodes(fetches, feeds) if variables is None else None)
+                sessions.append(session)
+                stack.callback(session.close)
+                if variables is not None:
+                    try:
+                        variables.assign_all(session)
+                    except Exception as error:
+                        raise CandidateError(f"its variables cannot be restored: {_first_line(error)}") from error
             return list(sessions[0].run(fetches, feed_dict=feeds))
 
         return verify_runs(original, run_candidate, "the optimized graph", inputs, outputs, **options)
@@ -306,13 +325,19 @@ def verify_runs(
     tolerances: Mapping[str, Tolerance] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
+    calls: int | None = None,
 ) -> Verification:
     """Run `original` in TensorFlow and `run_candidate(feeds) -> outputs` (any runtime: a session, the TFLite
     interpreter) on the same inputs and compare each declared output.
 
     `feeds` fixes some or all inputs (by `name:port`); the rest are random, `samples` times. `tolerances` and
     `ranges` are keyed by output and input names (`node` or `node:port`). `variables` (a loaded checkpoint's
-    values) are assigned to the original's variables first, so it runs as its session would after a restore."""
+    values) are assigned to the original's variables first, so it runs as its session would after a restore (and
+    `verify` assigns them to the candidate's variables of the same names).
+
+    A graph that writes state (`optimizer.state.state_writers`: a counter, a queue) gives different numbers on a
+    second run, so both graphs then run `calls` times (default `STATEFUL_CALLS`, else once) on each input set,
+    from the state restored at the start, and every call is compared: an update the candidate lost shows."""
     result = Verification(seed=seed, samples=samples)
     fetches = [str(tensor) for tensor in outputs]
     if not fetches:
@@ -351,17 +376,28 @@ def verify_runs(
             result.skipped = f"cannot make inputs for the original graph: {_first_line(error)}"
             return result
         result.notes = [spec.note for spec in specs if spec.note]
-        for sample in range(samples if missing else 1):
+        writers = state_writers(original)
+        if calls is None:
+            calls = STATEFUL_CALLS if writers else 1
+        if calls > 1:
+            shown = ", ".join(writers[:3]) + (f" and {len(writers) - 3} more" if len(writers) > 3 else "")
+            result.notes.append(
+                f"the graph writes state ({shown or 'the optimized graph'}): each graph ran {calls} times on each "
+                "input set from the same restored state, and every call was compared"
+            )
+        result.calls = calls
+        for sample, call in itertools.product(range(samples if missing else 1), range(calls)):
             sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges)}
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
-                result.skipped = f"the original graph does not run on these inputs: {_first_line(error)}"
+                when = f" (call {call + 1})" if call else ""
+                result.skipped = f"the original graph does not run on these inputs{when}: {_first_line(error)}"
                 return result
             try:
                 actual = run_candidate(sample_feeds)
             except Exception as error:
-                message = f"{candidate_name} fails to run: {_first_line(error)}"
+                message = f"{candidate_name} fails to run{f' (call {call + 1})' if call else ''}: {_first_line(error)}"
                 result.outputs = [OutputCheck(name, [], "", np.inf, np.inf, False, message) for name in fetches]
                 result.failing_feeds = sample_feeds
                 return result

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# TensorFlow enables its oneDNN CPU kernels by default only on some processors (AVX-512 and newer); without them
+# the CPU has no NCHW Conv2D / NCDHW Conv3D and Grappler's remapper fuses nothing. Tests run the same everywhere.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 import pytest
 from hypothesis import HealthCheck, settings
 

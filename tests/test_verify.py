@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optimizer import Tensor
-from optimizer.verify import Tolerance, compare, random_feeds, verify
+from optimizer.verify import FAILED, NOT_RUN, PASSED, Tolerance, compare, random_feeds, verify
 from tests.builder import graph_def_of
 
 ADD = """
@@ -56,18 +56,19 @@ def test_a_candidate_that_does_not_run_fails_and_an_original_that_does_not_run_s
     broken = graph_def_of(ADD.replace("AddV2", "NoSuchOp"))
     failed = verify(original, broken, inputs, outputs)
     assert (
-        not failed.passed
+        failed.status == FAILED
         and "the optimized graph fails to run: Op type not registered 'NoSuchOp'" in failed.outputs[0].note
     )
     custom = verify(broken, original, inputs, outputs)
     assert (
-        custom.passed
+        custom.status == NOT_RUN
+        and not custom.passed
         and custom.skipped == "the graph uses ops this TensorFlow does not know (NoSuchOp), so it is not run"
     )
     assert custom.invalid_original is None
     miswired = graph_def_of(ADD.replace("y = AddV2(x, c,", "y = AddV2(x,"))
     invalid = verify(miswired, original, inputs, outputs)
-    assert invalid.skipped and invalid.invalid_original and "the original graph does not import" in invalid.skipped
+    assert invalid.status == NOT_RUN and invalid.invalid_original and "the original graph does not import" in invalid.skipped
 
 
 def test_figures_count_failures_and_give_the_tolerance_that_would_pass() -> None:
@@ -103,9 +104,9 @@ def test_per_output_tolerances_ranges_given_feeds_and_samples() -> None:
     assert strict.outputs[0].failing == strict.outputs[0].elements
     loose = verify(original, nudged, inputs, outputs, tolerances={"y": Tolerance(rtol=0.0, atol=2e-3)})
     assert loose.passed
-    feeds = {"x:0": np.float32(5.0)}
+    feeds = {"x:0": np.full(3, 5.0, np.float32)}
     ranged = verify(original, original, inputs, outputs, feeds=feeds, ranges={"c": (10.0, 11.0)})
-    assert ranged.passed and ranged.failing_feeds is None
+    assert ranged.status == PASSED and ranged.failing_feeds is None
 
 
 def test_ranges_bound_random_values() -> None:
