@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from optimizer import opinfo
-from optimizer.library import referenced_library
+from optimizer.library import executed_nodes
 from optimizer.protos import AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, NodeDef, OpDef
 
 CONSTANT_OPS = frozenset({"Const"})
@@ -202,15 +202,6 @@ def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
     """The ops that running `fetches` (`name:port`) of `graph_def` would execute, function bodies included, and
     that would read or write files, talk to the network or other processes, or run Python: verification refuses
     to run such a graph. Nodes the fetches do not need (a saver beside the model) never run and do not count."""
-    nodes = {node.name: node for node in graph_def.node}
-    stack = [name.split(":")[0] for name in fetches]
-    reached: set[str] = set()
-    while stack:
-        name = stack.pop()
-        if name in reached or name not in nodes:
-            continue
-        reached.add(name)
-        stack.extend(text.lstrip("^").split(":")[0] for text in nodes[name].input)
-    called = referenced_library((nodes[name] for name in reached), graph_def.library)
-    executed = [nodes[name] for name in reached] + [node for body in called.function for node in body.node_def]
+    nodes, called = executed_nodes(graph_def, fetches)
+    executed = [*nodes, *(node for body in called.function for node in body.node_def)]
     return sorted({node.op for node in executed if _touches_outside_world(node)})

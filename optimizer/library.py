@@ -239,6 +239,23 @@ def referenced_library(nodes: Iterable[NodeDef], library: FunctionDefLibrary) ->
     return result
 
 
+def executed_nodes(graph_def: GraphDef, fetches: Iterable[str]) -> tuple[list[NodeDef], FunctionDefLibrary]:
+    """What running `fetches` (`name:port`) of `graph_def` may execute: the nodes they reach backwards through data
+    and control edges, and the library functions those nodes call (transitively). A saver beside the model is not
+    in it."""
+    nodes = {node.name: node for node in graph_def.node}
+    stack = [name.split(":")[0] for name in fetches]
+    reached: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in reached or name not in nodes:
+            continue
+        reached.add(name)
+        stack.extend(text.lstrip("^").split(":")[0] for text in nodes[name].input)
+    executed = [node for name, node in nodes.items() if name in reached]
+    return executed, referenced_library(executed, graph_def.library)
+
+
 def drop_unreferenced(graph: Graph, candidates: Iterable[str]) -> list[str]:
     """Remove each candidate function, and each function only they call, that nothing references any more."""
     removed = sorted(function_closure(graph.library, candidates) - referenced_functions(graph))

@@ -1,10 +1,11 @@
 """Which nodes of a graph write state: the ops that make a second run of the same graph differ from the first.
 
 Contract
-- `state_writers(graph_def)` lists, as `node: op` (`function/node: op` inside library functions), every node that
-  changes state that outlives a run: variable updates (`Assign*`, `*Apply*`, `Scatter*`, `AssignVariableOp`, any
-  op taking a ref input other than ref plumbing), and stateful ops taking a resource (queues, iterators, tables,
-  counters), except the reads listed in `READ_ONLY_OPS` and function calls (their bodies are scanned instead).
+- `state_writers(graph_def, fetches)` lists, as `node: op` (`function/node: op` inside library functions), every
+  node that running `fetches` executes and that changes state outliving a run: variable updates (`Assign*`,
+  `*Apply*`, `Scatter*`, `AssignVariableOp`, any op taking a ref input other than ref plumbing), and stateful
+  ops taking a resource (queues, iterators, tables, counters), except the reads in `READ_ONLY_OPS` and function
+  calls (the bodies they call are scanned instead).
 - The rule errs on the side of "writes": an unknown stateful resource op counts, so that verification runs such a
   graph twice (a lost update then shows) rather than trusting one run.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from optimizer import opinfo
+from optimizer.library import executed_nodes
 from optimizer.protos import GraphDef, NodeDef
 from optimizer.variables import RESOURCE
 
@@ -86,9 +88,11 @@ def _writers(nodes: Iterable[NodeDef], prefix: str) -> list[str]:
     return found
 
 
-def state_writers(graph_def: GraphDef) -> list[str]:
-    """The nodes of `graph_def` (library functions included) that write state; see the module docstring."""
-    found = _writers(graph_def.node, "")
-    for function in graph_def.library.function:
+def state_writers(graph_def: GraphDef, fetches: Iterable[str]) -> list[str]:
+    """The nodes that running `fetches` of `graph_def` executes (`optimizer.library.executed_nodes`, function
+    bodies included) and that write state; see the module docstring."""
+    nodes, called = executed_nodes(graph_def, fetches)
+    found = _writers(nodes, "")
+    for function in called.function:
         found.extend(_writers(function.node_def, f"{function.signature.name}/"))
     return found

@@ -289,7 +289,7 @@ def verify(
     `verify_runs`'s). The candidate is imported when first run, so an original that cannot run is reported first."""
     fetches = [str(tensor) for tensor in outputs]
     variables: VariableValues | None = options.get("variables")
-    if state_writers(candidate):
+    if state_writers(candidate, fetches):
         options.setdefault("calls", STATEFUL_CALLS)
     with contextlib.ExitStack() as stack:
         sessions: list[Any] = []
@@ -376,7 +376,7 @@ def verify_runs(
             result.skipped = f"cannot make inputs for the original graph: {_first_line(error)}"
             return result
         result.notes = [spec.note for spec in specs if spec.note]
-        writers = state_writers(original)
+        writers = state_writers(original, fetches)
         if calls is None:
             calls = STATEFUL_CALLS if writers else 1
         if calls > 1:

@@ -20,9 +20,12 @@ Contract
     `Identity`/`IdentityN`/`Switch`/`Merge`/`Enter`/`Exit`/`NextIteration` of a resource -> the same op of the value;
   - `IsVariableInitialized`/`VarIsInitializedOp` -> `Const` true;
   - updates (`Assign*`, `Apply*`, `ResourceApply*`, `Scatter*`, `AssignVariableOp`, ... any op writing a ref or
-    resource) are removed. If a needed node reads the result of an update, `Assign` becomes an `Identity` of the
-    assigned value and `AssignAdd`/`AssignSub` become `AddV2`/`Sub`; any other update read by the outputs is an
-    error (they depend on a training step);
+    resource) are removed, unless the outputs see what one wrote: an output reads its result, or a use of the same
+    variable comes after it through data or control edges (in the graph or in a function the outputs call: a
+    counter that is incremented and returned, a streaming metric, a training step). That is refused, naming the
+    variable, the update and the reader: a constant would give every call the first call's result. (A batch-norm
+    update in the training branch of a cond, whose outputs use the batch's statistics, is removed: no use of the
+    moving average comes after it in the same run);
   - control edges from removed reads and updates go with them: they ordered accesses to a variable that no longer
     exists (this is what TensorFlow 2's automatic control dependencies add to every function). A node that waited
     on one and reads no data waits instead for what the access waited for and read (through an `Identity` anchor
@@ -76,7 +79,6 @@ REF_FORWARD = {
 RESOURCE_FORWARD = frozenset({"Identity", "IdentityN", "Snapshot", "Switch", "Merge", "Enter", "Exit", "NextIteration"})
 SWITCH_LIKE = frozenset({"Switch", "RefSwitch", "_SwitchN"})
 INITIALIZED_CHECKS = frozenset({"IsVariableInitialized", "VarIsInitializedOp"})
-VALUE_UPDATES = {"Assign": "Identity", "AssignAdd": "AddV2", "AssignSub": "Sub"}
 RESOURCE_UPDATES = frozenset(
     {
         "AssignVariableOp",
@@ -140,6 +142,9 @@ class _Scope:
     calls: dict[str, dict[int, Spec]] = field(default_factory=dict)
     anchors: dict[Tensor, str] = field(default_factory=dict)
     emptied: set[str] = field(default_factory=set)
+    function: str = ""  # the function this scope is the body of ("" for the top-level graph)
+    uses: dict[str, set[str]] = field(default_factory=dict)  # variable -> the nodes that use it
+    updates: list[tuple[str, str]] = field(default_factory=list)  # (update node, variable), see `_settle_updates`
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class _Freezer:
         self.replaced: set[str] = set()
         self.specialized: dict[tuple[str, tuple[tuple[int, Spec], ...]], tuple[str, dict[int, Spec]]] = {}
         self.has_v1_loops = False
+        self.origins: dict[tuple[str, int], str] = {}  # (caller, argument) -> the variable it passes, for messages
 
     # ----- the top-level graph ----------------------------------------------------------------------------------
 
@@ -253,11 +259,13 @@ class _Freezer:
                 scope.converted[tensor] = spec
                 for use in scope.graph.uses(tensor):
                     if use.node in scope.graph:
+                        scope.uses.setdefault(origin, set()).add(use.node)
                         queue.extend(self._rewrite_use(scope, use.node, use.index, tensor, spec, origin))
             if scope.calls:
                 call = next(iter(scope.calls))
                 changes = scope.calls.pop(call)
                 queue.extend(self._specialize_call(scope, call, changes))
+        self._settle_updates(scope)
         self._finish_reads(scope)
         self._remove_empty_noops(scope)
 
@@ -306,9 +314,10 @@ class _Freezer:
             first = FUNCTIONAL[op][0] if op in FUNCTIONAL else 0
             if index >= first:
                 scope.calls.setdefault(name, {})[index - first] = spec
+                self.origins[(name, index - first)] = origin
                 return []
         if is_ref or (declared == RESOURCE and _is_resource_update(op)):
-            return self._drop_update(scope, name, spec, origin)
+            return self._drop_update(scope, name, origin)
         if declared is not None and declared != RESOURCE:
             return []  # reads the value (a ref is read through `Identity` and any op taking a plain tensor)
         what = "an op TensorFlow does not know" if declared is None else "a resource op freeze does not know"
@@ -390,27 +399,39 @@ class _Freezer:
 
     # ----- updates and dead nodes -------------------------------------------------------------------------------
 
-    def _drop_update(self, scope: _Scope, name: str, spec: Spec, origin: str) -> list[tuple[Tensor, Spec, str]]:
+    def _drop_update(self, scope: _Scope, name: str, origin: str) -> list[tuple[Tensor, Spec, str]]:
+        """Set aside update `name` of `origin` for `_settle_updates`, once every use of the variable is known."""
         graph = scope.graph
         for _, use in graph.data_consumers(name):
             if use.node in graph and use.node not in scope.live:
                 self._remove_dead(scope, use.node)
-        op = graph.op(name)
-        if graph.data_consumers(name) or graph.is_protected(name):
-            if op not in VALUE_UPDATES:
-                reader = next((use.node for _, use in graph.data_consumers(name)), name)
-                raise OptimizerError(
-                    f"freeze: {reader!r} reads the result of {op} {name!r}, a training update of variable "
-                    f"{origin!r}: the outputs depend on a training step; declare outputs that do not"
-                )
-            self._replace_op(graph, name, VALUE_UPDATES[op], {"T": AttrValue(type=spec[0])})
-            if op == "Assign":
-                graph.set_inputs(name, graph.inputs_of(name)[1:])
-            self._drop_shape_attrs(graph, name)
-            return [(Tensor(name), spec, origin)]
-        self._detach_control_consumers(scope, name)
-        graph.remove(name)
+        scope.updates.append((name, origin))
         return []
+
+    def _settle_updates(self, scope: _Scope) -> None:
+        """Remove the updates set aside, unless the outputs see what one wrote: an output reads its result, or a
+        use of the same variable comes after it (through data or control edges). Such a variable cannot become a
+        constant: the graph would give every call the first call's result (a counter, a streaming metric)."""
+        graph = scope.graph
+        updates = [(name, origin) for name, origin in scope.updates if name in graph]
+        written = {name for name, _ in updates}
+        for name, origin in updates:
+            later = graph.reachable([name]) - written
+            seen = sorted(later & scope.uses.get(origin, set()))
+            if graph.data_consumers(name) or graph.is_protected(name) or seen:
+                reader = next((use.node for _, use in graph.data_consumers(name)), None) or (seen or [name])[0]
+                where = f" in function {scope.function!r}" if scope.function else ""
+                values = self.graph.variables
+                key = values.key(origin) if values is not None and origin in values else origin
+                known = f"{origin!r}" if key == origin else f"{origin!r} ({key})"
+                raise OptimizerError(
+                    f"freeze: the graph writes variable {known} with {graph.op(name)} {name!r}{where} and "
+                    f"{reader!r} reads it afterwards, so a constant would give every call the first call's result; "
+                    "declare --outputs that do not depend on the update, or keep the variable: run --passes without freeze"
+                )
+        for name, _ in updates:
+            self._detach_control_consumers(scope, name)
+            graph.remove(name)
 
     def _detach_control_consumers(self, scope: _Scope, name: str) -> None:
         """Drop the control edges from `name` (a variable access about to go). A consumer that reads no data waits
@@ -594,8 +615,9 @@ class _Freezer:
                 raise OptimizerError(f"freeze: {caller!r} passes more inputs than {function_name!r} takes")
             body.graph.set_attr(body.args[index], "dtype", AttrValue(type=spec[0]))
             self._retype_arg(template, index, spec)
-            work.append((Tensor(body.args[index]), spec, f"{function_name}:{body.signature.input_arg[index].name}"))
-        scope = _Scope(body.graph, self._body_live(body))
+            origin = self.origins.get((caller, index), f"{function_name}:{body.signature.input_arg[index].name}")
+            work.append((Tensor(body.args[index]), spec, origin))
+        scope = _Scope(body.graph, self._body_live(body), function=function_name)
         self._propagate(scope, work)
         returned = {
             port: scope.converted[tensor] for port, tensor in enumerate(body.graph.outputs) if tensor in scope.converted

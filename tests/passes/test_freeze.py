@@ -312,7 +312,7 @@ def test_an_output_reading_a_training_update_is_refused() -> None:
         outputs=["y"],
     )
     g.variables = VariableValues("ckpt", {"v": VariableSpec(1, (2,))}, lambda name: np.ones(2, np.float32))
-    with pytest.raises(PassError, match=r"reads the result of ApplyGradientDescent 'apply'.*training step"):
+    with pytest.raises(PassError, match=r"writes variable 'v' with ApplyGradientDescent 'apply' and 'y' reads it"):
         optimizer.optimize(g, "freeze")
 
 
@@ -322,21 +322,42 @@ def test_a_graph_without_variables_is_unchanged() -> None:
     assert not report.changed
 
 
-def test_assign_read_by_an_output_becomes_its_value() -> None:
+def test_an_output_reading_an_assigned_value_is_refused() -> None:
+    """`Assign` and `AssignAdd` return the variable's new value: a constant would be right for the first call only."""
     g = graph(
         placeholder("x", shape=(2,)),
         node("v", "VariableV2", T=None, dtype=tf.float32, shape=(2,)),
-        node("assign", "Assign", "v", "x"),
         node("add", "AssignAdd", "v", "x"),
-        node("y", "AddV2", "assign", "add"),
+        node("y", "Identity", "add"),
         inputs=["x"],
         outputs=["y"],
     )
     g.variables = VariableValues("ckpt", {"v": VariableSpec(1, (2,))}, lambda name: np.full(2, 10.0, np.float32))
+    with pytest.raises(PassError, match=r"writes variable 'v' with AssignAdd 'add' and 'y' reads it afterwards"):
+        optimizer.optimize(g, "freeze")
+
+
+def test_a_read_ordered_after_an_update_is_refused_and_one_ordered_before_is_not() -> None:
+    def counter(read_after_update: bool) -> Graph:
+        g = variable_graph()  # y = x * read(v); update = AssignAddVariableOp(v, one)
+        if read_after_update:
+            g.add_control_input("read", "update")
+        else:
+            g.add_control_input("update", "read")
+            g.add_node("marker", "Const", control_inputs=["update"], attrs=const("m", 1.0).attr)
+            g.outputs = [optimizer.Tensor("y"), optimizer.Tensor("marker")]
+        g.variables = VariableValues(
+            "ckpt", {"v": VariableSpec(1, (2,))}, lambda name: np.array([2.0, 3.0], np.float32)
+        )
+        return g
+
+    with pytest.raises(PassError, match=r"writes variable 'v' with AssignAddVariableOp 'update' and 'read' reads"):
+        optimizer.optimize(counter(read_after_update=True), "freeze")
+    g = counter(read_after_update=False)
     optimizer.optimize(g, "freeze")
-    assert (g.op("assign"), g.op("add")) == ("Identity", "AddV2")
+    assert g.op("v") == "Const" and "update" not in g and "read" not in g
     (value,) = run_graph(g.to_graph_def(), {"x:0": np.array([1.0, 2.0], np.float32)}, ["y:0"])
-    np.testing.assert_array_equal(value, [12.0, 14.0])  # x + (10 + x)
+    np.testing.assert_array_equal(value, [2.0, 6.0])
 
 
 def test_error_message_is_one_line(tf1_models: Models) -> None:
