@@ -426,8 +426,9 @@ class _Freezer:
                 known = f"{origin!r}" if key == origin else f"{origin!r} ({key})"
                 raise OptimizerError(
                     f"freeze: the graph writes variable {known} with {graph.op(name)} {name!r}{where} and "
-                    f"{reader!r} reads it afterwards, so a constant would give every call the first call's result; "
-                    "declare --outputs that do not depend on the update, or keep the variable: run --passes without freeze"
+                    f"{reader!r} reads it afterwards, so a constant would give every call the first call's "
+                    "result; declare --outputs that do not depend on the update, or keep the variable: run --passes "
+                    "without freeze"
                 )
         for name, _ in updates:
             self._detach_control_consumers(scope, name)
