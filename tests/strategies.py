@@ -27,6 +27,7 @@ import optimizer
 from optimizer._tf import tensorflow
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
+from optimizer.variables import VariableSpec, VariableValues
 
 tf = tensorflow()
 
@@ -368,3 +369,62 @@ def graphs(draw: Callable[[st.SearchStrategy[Any]], Any], max_steps: int = 12) -
         outputs = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=3, unique=True))
         inputs = [tensor.name for tensor in builder.inputs]
     return GeneratedGraph(graph.as_graph_def(), tuple(inputs), tuple(outputs))
+
+
+@dataclass(frozen=True)
+class GraphWithVariables:
+    """A generated graph some of whose float constants are variables, and the values those variables hold."""
+
+    generated: GeneratedGraph
+    values: dict[str, np.ndarray]
+
+    def variable_values(self) -> VariableValues:
+        specs = {
+            name: VariableSpec(int(tf.as_dtype(value.dtype).as_datatype_enum), value.shape)
+            for name, value in self.values.items()
+        }
+        return VariableValues("generated", specs, lambda name: self.values[name])
+
+
+def _to_variable(graph_def: GraphDef, index: int, resource: bool) -> tuple[str, np.ndarray]:
+    """Make the constant `graph_def.node[index]` a read of a new variable holding its value (a `VarHandleOp` and a
+    `ReadVariableOp`, or a ref `VariableV2` and an `Identity`); the read keeps the constant's name and control
+    inputs, so no consumer changes. Returns the variable's name and value."""
+    node = graph_def.node[index]
+    value = tf.make_ndarray(node.attr["value"].tensor)
+    dtype, shape = node.attr["dtype"], tf.TensorShape(value.shape).as_proto()
+    variable = graph_def.node.add(name=f"{node.name}/variable", op="VarHandleOp" if resource else "VariableV2")
+    variable.attr["dtype"].CopyFrom(dtype)
+    variable.attr["shape"].shape.CopyFrom(shape)
+    variable.attr["shared_name"].s = variable.name.encode() if resource else b""
+    controls = [text for text in node.input if text.startswith("^")]
+    node.ClearField("attr")
+    del node.input[:]
+    node.input.extend([variable.name, *controls])
+    if resource:
+        node.op = "ReadVariableOp"
+        node.attr["dtype"].CopyFrom(dtype)
+    else:
+        node.op = "Identity"
+        node.attr["T"].CopyFrom(dtype)
+    return variable.name, value
+
+
+@st.composite
+def graphs_with_variables(draw: Callable[[st.SearchStrategy[Any]], Any]) -> GraphWithVariables:
+    """A generated graph (`graphs()`) in which each float32 constant of the top-level graph becomes, by a draw, a
+    resource variable, a ref variable or stays a constant: a model as a checkpoint holds it, before freezing."""
+    generated = draw(graphs())
+    graph_def = generated.copy()
+    values = {}
+    constants = [
+        index
+        for index, node in enumerate(graph_def.node)
+        if node.op == "Const" and node.attr["dtype"].type == tf.float32.as_datatype_enum
+    ]
+    for index in constants:
+        kind = draw(st.sampled_from(["constant", "resource", "ref"]))
+        if kind != "constant":
+            name, value = _to_variable(graph_def, index, resource=kind == "resource")
+            values[name] = value
+    return GraphWithVariables(GeneratedGraph(graph_def, generated.inputs, generated.outputs), values)

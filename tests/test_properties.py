@@ -9,15 +9,16 @@ The example count comes from the hypothesis profile in `tests/conftest.py` (`ci`
 from __future__ import annotations
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, given, settings
 
 import optimizer
 from optimizer.graph_io import serialized_chunks
 from optimizer.library import referenced_library
 from optimizer.protos import GraphDef
 from optimizer.registry import BUILTIN_PASSES
-from optimizer.verify import verify
-from tests.strategies import GeneratedGraph, graphs
+from optimizer.variables import variable_leftovers
+from optimizer.verify import PASSED, verify
+from tests.strategies import GeneratedGraph, GraphWithVariables, graphs, graphs_with_variables
 
 # Each built-in pass alone, and None: the default pipeline as `optimize` runs it (to a fixed point).
 PIPELINES = [name for name in optimizer.pass_names() if name in BUILTIN_PASSES] + [None]
@@ -58,3 +59,24 @@ def test_pipeline_preserves_outputs_and_is_idempotent(pipeline: str | None, gene
     result = verify(generated.graph_def, optimized, generated.input_tensors, generated.output_tensors)
     assert result.skipped is None, result.skipped
     assert result.passed, [check for check in result.outputs if not check.passed]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=[name or "default" for name in PIPELINES])
+@settings(max_examples=max(settings().max_examples // 4, 10))
+@given(model=graphs_with_variables())
+def test_pipelines_verify_on_graphs_with_variables(pipeline: str | None, model: GraphWithVariables) -> None:
+    """A model with its weights in variables: every pass alone (the candidate keeps variables, restored with the
+    same values as the original's) and the default pipeline (which freezes them) verify."""
+    graph = model.generated.lift()
+    graph.variables = model.variable_values()
+    optimizer.optimize(graph, pipeline)
+    optimized = graph.to_graph_def()
+    event(f"variables: {len(model.values)}, left: {len(variable_leftovers(optimized)) > 0}")
+    result = verify(
+        model.generated.graph_def,
+        optimized,
+        model.generated.input_tensors,
+        model.generated.output_tensors,
+        variables=model.variable_values(),
+    )
+    assert result.status == PASSED, result.skipped or [check for check in result.outputs if not check.passed]
