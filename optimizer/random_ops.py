@@ -1,0 +1,197 @@
+"""Random ops in verification: make the original and the optimized graph draw the same numbers.
+
+TensorFlow's seeded random ops (`opinfo.takes_seed`: `RandomUniform`, `RandomUniformInt`, `RandomStandardNormal`,
+`TruncatedNormal`, `ParameterizedTruncatedNormal`, `RandomGamma`, `RandomPoisson(V2)`, `RandomShuffle`,
+`Multinomial`, `RandomCrop`, the candidate samplers, `FractionalMaxPool`, ...) draw fresh numbers in every session
+when their `seed` and `seed2` attrs are both 0: two runs of one graph differ, and a comparison would fail falsely.
+
+Contract
+- `seed_alike(original, candidate, fetches)` returns copies of both GraphDefs in which every such op with
+  seed = seed2 = 0, in the graph and in function bodies, has seed `SEED` and a nonzero seed2 derived from its
+  *key*; the GraphDefs given are never modified (what is written keeps its attrs), and are returned as they are
+  when there is nothing to seed. An original op's key is its node name (in a function body, its name there: every
+  call site of a function has its own kernel, and they draw alike, as TensorFlow does with one seed). A candidate
+  op takes the key of an original op of the same type named as it is, or else whose name is the longest
+  `/`-suffix of its name, a `_N` uniquifying suffix ignored: `inline` names body node `n` of call `c` `c/n` (or
+  `c/n_1`). Ops with one key draw the same numbers, in either graph; a fresh session draws the same sequence.
+- Ops already seeded (seed or seed2 nonzero) draw the same numbers in every fresh session: kept as they are.
+  Stateless random ops are deterministic: ignored. Ops whose state is a resource (`StatefulUniform*`,
+  `StatefulStandardNormalV2`, `StatefulTruncatedNormal`, `RngSkip`, `RngReadAndSkip`: `tf.random.Generator`)
+  are deterministic given that state, a variable: they are compared like any op reading a variable, both graphs
+  starting from the same values.
+- Not comparable (`Seeding.random_outputs`, with `Seeding.reason` naming the ops): the outputs that depend,
+  through data or control inputs and function calls, on a candidate random op no original op matches, or on a
+  random op that cannot be seeded (`UNSEEDABLE_OPS`, or a seed given by a function attr) in either graph.
+- `unseedable_candidate(original, fetches)` is the plan for a candidate runtime that cannot be seeded (the TFLite
+  interpreter): every output of the original that depends on any random op, seeded or not, is not comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+
+from optimizer import opinfo
+from optimizer.foldable import reached_nodes
+from optimizer.library import called_functions, function_closure
+from optimizer.protos import GraphDef, NodeDef
+
+SEED = 87654321
+"""The `seed` attr every unseeded random op gets in the copies verification runs (`seed2` comes from its key)."""
+
+UNSEEDABLE_OPS = frozenset({"NonDeterministicInts"})
+"""Random ops with no seed attrs: their numbers differ on every run."""
+
+UNSEEDED, SEEDED, UNSEEDABLE = "unseeded", "seeded", "unseedable"
+
+_UNIQUIFIED = re.compile(r"_\d+$")
+
+Where = tuple[str, str]
+"""A node's place: (function name, node name); the function name is "" for a node of the graph itself."""
+
+
+@dataclass(frozen=True)
+class Seeding:
+    """The GraphDefs to run, how many random ops were seeded alike, and the outputs that cannot be compared."""
+
+    original: GraphDef
+    candidate: GraphDef | None
+    seeded: int = 0
+    random_outputs: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def random_state(node: NodeDef) -> str | None:
+    """`UNSEEDED`, `SEEDED` or `UNSEEDABLE` for a stateful random op (see the module docstring); None otherwise."""
+    if node.op in UNSEEDABLE_OPS:
+        return UNSEEDABLE
+    if not opinfo.takes_seed(node.op):
+        return None
+    seeds = []
+    for name in ("seed", "seed2"):
+        if name not in node.attr:  # the OpDef's default: 0
+            seeds.append(0)
+        elif node.attr[name].WhichOneof("value") == "placeholder":
+            return UNSEEDABLE  # set by the calling function's attrs: not ours to fix here
+        else:
+            seeds.append(int(node.attr[name].i))
+    return SEEDED if any(seeds) else UNSEEDED
+
+
+def key_seed(key: str) -> int:
+    """The nonzero `seed2` of the ops whose key is `key`: the same in every process."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:7], "big") | 1
+
+
+def _scopes(graph_def: GraphDef) -> Iterator[tuple[str, Sequence[NodeDef]]]:
+    yield "", graph_def.node
+    for function in graph_def.library.function:
+        yield function.signature.name, function.node_def
+
+
+def _random_nodes(graph_def: GraphDef) -> Iterator[tuple[str, int, NodeDef, str]]:
+    """(scope, index, node, state) of every stateful random op of the graph and its function bodies."""
+    for scope, nodes in _scopes(graph_def):
+        for index, node in enumerate(nodes):
+            state = random_state(node)
+            if state is not None:
+                yield scope, index, node, state
+
+
+def _match(name: str, op: str, keys: Collection[tuple[str, str]]) -> str | None:
+    """The key of `name` among the original's (key, op) pairs: itself, else its longest `/`-suffix, `_N` ignored."""
+    parts = name.split("/")
+    for start in range(len(parts)):
+        suffix = "/".join(parts[start:])
+        for key in (suffix, _UNIQUIFIED.sub("", suffix)):
+            if (key, op) in keys:
+                return key
+    return None
+
+
+def _seeded_copy(graph_def: GraphDef, seeds: Sequence[tuple[str, int, str]]) -> GraphDef:
+    """A copy of `graph_def` with (scope, index, key) nodes given `SEED` and `key_seed(key)`; itself when none."""
+    if not seeds:
+        return graph_def
+    copy = GraphDef()
+    copy.CopyFrom(graph_def)
+    scopes = dict(_scopes(copy))
+    for scope, index, key in seeds:
+        node = scopes[scope][index]
+        node.attr["seed"].i = SEED
+        node.attr["seed2"].i = key_seed(key)
+    return copy
+
+
+def dependent_outputs(graph_def: GraphDef, fetches: Sequence[str], marked: Collection[Where]) -> list[str]:
+    """The fetches (`name:port`) whose value depends on a `marked` node, through data or control inputs and
+    through calls of functions that hold one (directly or in functions they call)."""
+    if not marked:
+        return []
+    library = graph_def.library
+    names = {function.signature.name for function in library.function}
+    random_functions = {scope for scope, _ in marked if scope}
+    nodes = {node.name: node for node in graph_def.node}
+
+    def is_random(name: str) -> bool:
+        if ("", name) in marked:
+            return True
+        called = called_functions(nodes[name], names) if random_functions else []
+        return bool(called) and not function_closure(library, called).isdisjoint(random_functions)
+
+    return [fetch for fetch in fetches if any(is_random(name) for name in reached_nodes(nodes, [fetch]))]
+
+
+def _describe(marked: Collection[Where], why: str) -> str:
+    named = sorted(f"{scope}/{name}" if scope else name for scope, name in marked)
+    shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+    return f"{shown} ({why})"
+
+
+def seed_alike(original: GraphDef, candidate: GraphDef, fetches: Sequence[str]) -> Seeding:
+    """Both graphs with their unseeded random ops seeded alike, and the outputs that cannot be compared."""
+    original_seeds: list[tuple[str, int, str]] = []
+    keys: set[tuple[str, str]] = set()
+    original_unseedable: set[Where] = set()
+    for scope, index, node, state in _random_nodes(original):
+        if state == UNSEEDED:
+            original_seeds.append((scope, index, node.name))
+            keys.add((node.name, node.op))
+        elif state == UNSEEDABLE:
+            original_unseedable.add((scope, node.name))
+    candidate_seeds: list[tuple[str, int, str]] = []
+    unmatched: set[Where] = set()
+    candidate_unseedable: set[Where] = set()
+    for scope, index, node, state in _random_nodes(candidate):
+        if state == UNSEEDED:
+            key = _match(node.name, node.op, keys)
+            if key is None:
+                unmatched.add((scope, node.name))
+            else:
+                candidate_seeds.append((scope, index, key))
+        elif state == UNSEEDABLE:
+            candidate_unseedable.add((scope, node.name))
+    random = set(dependent_outputs(original, fetches, original_unseedable))
+    random.update(dependent_outputs(candidate, fetches, unmatched | candidate_unseedable))
+    reasons = []
+    if unmatched:
+        reasons.append(_describe(unmatched, "random ops of the optimized graph with no counterpart in the original"))
+    if original_unseedable | candidate_unseedable:
+        reasons.append(_describe(original_unseedable | candidate_unseedable, "random ops that cannot be seeded"))
+    return Seeding(
+        _seeded_copy(original, original_seeds),
+        _seeded_copy(candidate, candidate_seeds),
+        len(original_seeds),
+        tuple(fetch for fetch in fetches if fetch in random),
+        "; ".join(reasons) if random else "",
+    )
+
+
+def unseedable_candidate(original: GraphDef, fetches: Sequence[str]) -> Seeding:
+    """The plan when the candidate runs where nothing can be seeded: outputs reached by any random op are random."""
+    marked = {(scope, node.name) for scope, _, node, _ in _random_nodes(original)}
+    random = dependent_outputs(original, fetches, marked)
+    why = "random ops, and the optimized model's runtime cannot be seeded like TensorFlow"
+    return Seeding(original, None, 0, tuple(random), _describe(marked, why) if random else "")
