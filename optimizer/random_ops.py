@@ -23,7 +23,9 @@ Contract
   through data or control inputs and function calls, on a candidate random op no original op matches, or on a
   random op that cannot be seeded (`UNSEEDABLE_OPS`, or a seed given by a function attr) in either graph.
 - `unseedable_candidate(original, fetches)` is the plan for a candidate runtime that cannot be seeded (the TFLite
-  interpreter): every output of the original that depends on any random op, seeded or not, is not comparable.
+  interpreter) and that runs random ops: every output that a random op of the original reaches, seeded or not, is
+  not comparable (a random op in a branch not taken counts too: erring on the side of not comparing). A candidate
+  with no random op at all is compared on every output: an original output that was random then differs.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ Where = tuple[str, str]
 
 @dataclass(frozen=True)
 class Seeding:
-    """The GraphDefs to run, how many random ops were seeded alike, and the outputs that cannot be compared."""
+    """The GraphDefs to run (`candidate` None: it does not run in TensorFlow), how many random ops were seeded
+    alike, and the outputs that cannot be compared, with the reason."""
 
     original: GraphDef
     candidate: GraphDef | None
@@ -63,12 +66,17 @@ class Seeding:
     reason: str = ""
 
 
+def is_random_op(op: str) -> bool:
+    """True for a stateful random op, seedable or not (`random_state` is not None for its nodes)."""
+    return op in UNSEEDABLE_OPS or opinfo.takes_seed(op)
+
+
 def random_state(node: NodeDef) -> str | None:
     """`UNSEEDED`, `SEEDED` or `UNSEEDABLE` for a stateful random op (see the module docstring); None otherwise."""
+    if not is_random_op(node.op):
+        return None
     if node.op in UNSEEDABLE_OPS:
         return UNSEEDABLE
-    if not opinfo.takes_seed(node.op):
-        return None
     seeds = []
     for name in ("seed", "seed2"):
         if name not in node.attr:  # the OpDef's default: 0
@@ -190,7 +198,8 @@ def seed_alike(original: GraphDef, candidate: GraphDef, fetches: Sequence[str]) 
 
 
 def unseedable_candidate(original: GraphDef, fetches: Sequence[str]) -> Seeding:
-    """The plan when the candidate runs where nothing can be seeded: outputs reached by any random op are random."""
+    """The plan when the candidate runs where nothing can be seeded and holds random ops: the outputs that a random
+    op of the original reaches, seeded or not, are not comparable."""
     marked = {(scope, node.name) for scope, _, node, _ in _random_nodes(original)}
     random = dependent_outputs(original, fetches, marked)
     why = "random ops, and the optimized model's runtime cannot be seeded like TensorFlow"

@@ -349,7 +349,8 @@ RANDOM_STEPS: dict[str, Callable[[Any, float, int | None], tuple[Any, float]]] =
     "truncated_normal": lambda x, bound, seed: (x + tf.random.truncated_normal(SHAPE, seed=seed), bound + 2.0),
     "normal": lambda x, bound, seed: (x + tf.random.normal(SHAPE, seed=seed), bound + 8.0),
     "parameterized": lambda x, bound, seed: (
-        x * tf.raw_ops.ParameterizedTruncatedNormal(
+        x
+        * tf.raw_ops.ParameterizedTruncatedNormal(
             shape=[SHAPE[0] * SHAPE[1]], means=0.0, stdevs=1.0, minvals=-1.0, maxvals=1.0, seed=seed or 0
         )[0],
         bound,
