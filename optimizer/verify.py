@@ -411,7 +411,8 @@ def verify_runs(
 def _random_notes(seeding: Seeding) -> list[str]:
     notes = []
     if seeding.seeded:
-        notes.append(f"seeded {seeding.seeded} random op(s) alike in both graphs (the written graph keeps its seeds)")
+        ops = "random op" if seeding.seeded == 1 else "random ops"
+        notes.append(f"seeded {seeding.seeded} {ops} alike in both graphs (the written graph keeps its seeds)")
     if seeding.random_outputs:
         notes.append(f"not compared, random: {', '.join(seeding.random_outputs)}: {seeding.reason}")
     return notes
