@@ -27,7 +27,7 @@ Contract
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from optimizer import opinfo
 from optimizer.library import referenced_library
@@ -198,18 +198,9 @@ def _touches_outside_world(node: NodeDef) -> bool:
     return _OUTSIDE_WORLD.search(node.op) is not None
 
 
-def reached_nodes(nodes: Mapping[str, NodeDef], fetches: Iterable[str]) -> set[str]:
-    """The names of the nodes of `nodes` (by name) that running `fetches` (`name:port` or `name`) executes: the
-    fetched nodes and everything they read through data or control inputs, transitively."""
-    stack = [name.split(":")[0] for name in fetches]
-    reached: set[str] = set()
-    while stack:
-        name = stack.pop()
-        if name in reached or name not in nodes:
-            continue
-        reached.add(name)
-        stack.extend(text.lstrip("^").split(":")[0] for text in nodes[name].input)
-    return reached
+def input_node(text: str) -> str:
+    """The node name of a NodeDef input (`name`, `name:port` or `^name`)."""
+    return text.lstrip("^").split(":")[0]
 
 
 def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
@@ -217,7 +208,14 @@ def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
     that would read or write files, talk to the network or other processes, or run Python: verification refuses
     to run such a graph. Nodes the fetches do not need (a saver beside the model) never run and do not count."""
     nodes = {node.name: node for node in graph_def.node}
-    reached = reached_nodes(nodes, fetches)
+    stack = [input_node(name) for name in fetches]
+    reached: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in reached or name not in nodes:
+            continue
+        reached.add(name)
+        stack.extend(input_node(text) for text in nodes[name].input)
     called = referenced_library((nodes[name] for name in reached), graph_def.library)
     executed = [nodes[name] for name in reached] + [node for body in called.function for node in body.node_def]
     return sorted({node.op for node in executed if _touches_outside_world(node)})

@@ -14,7 +14,7 @@ from optimizer._tf import tensorflow
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def, write_graph_def
 from optimizer.protos import GraphDef, NodeDef
-from optimizer.random_ops import SEEDED, UNSEEDABLE, UNSEEDED, random_state, seed_alike
+from optimizer.random_ops import SEEDED, UNSEEDABLE, UNSEEDED, dependent_outputs, random_state, seed_alike
 from optimizer.registry import BUILTIN_PASSES
 from optimizer.report import render_verification
 from optimizer.tensor import from_numpy
@@ -187,3 +187,40 @@ def test_the_command_verifies_a_dropout_model_and_writes_it_unseeded(
     assert code == 0 and "outputs match" in stdout and "seeded 1 random op alike" in stdout
     (written,) = [node for node in read_graph_def(out).node if node.op == "RandomUniform"]
     assert (written.attr["seed"].i, written.attr["seed2"].i) == (0, 0)
+
+
+def test_a_function_called_twice_and_inlined_twice_draws_as_its_two_call_sites_did() -> None:
+    graph = tf.Graph()
+    with graph.as_default():
+
+        @tf.function
+        def f(value: tf.Tensor) -> tf.Tensor:
+            return value * tf.random.uniform([2, 4])
+
+        x = tf.compat.v1.placeholder(tf.float32, [2, 4], name="x")
+        tf.identity(f(x), name="first")
+        tf.identity(f(x + 1.0), name="second")
+    original, outputs = graph.as_graph_def(), [Tensor("first"), Tensor("second")]
+    inlined = Graph.from_graph_def(_copy(original), INPUTS, outputs)
+    optimizer.optimize(inlined, "inline")
+    candidate = inlined.to_graph_def()
+    assert sorted(node.name for node in random_nodes(candidate)) == [
+        "StatefulPartitionedCall/random_uniform/RandomUniform",
+        "StatefulPartitionedCall_1/random_uniform/RandomUniform",
+    ]
+    result = verify(original, candidate, INPUTS, outputs, samples=2)
+    assert result.status == PASSED and result.random_seeded == 1 and result.random_outputs == []
+
+
+def test_dependent_outputs_follow_data_control_edges_and_function_calls_only_forward() -> None:
+    original = function_model()
+    (body_random,) = random_nodes(original)
+    (function,) = original.library.function
+    fetches = ["noisy:0", "clean:0", "x:0"]
+    assert dependent_outputs(original, fetches, {(function.signature.name, body_random.name)}) == ["noisy:0"]
+    assert dependent_outputs(original, fetches, {("", "W")}) == ["noisy:0", "clean:0"]
+    waits = _copy(original)
+    (clean,) = [node for node in waits.node if node.name == "clean"]
+    clean.input.append("^StatefulPartitionedCall")
+    assert dependent_outputs(waits, fetches, {(function.signature.name, body_random.name)}) == ["noisy:0", "clean:0"]
+    assert dependent_outputs(original, fetches, set()) == []
