@@ -8,20 +8,24 @@ when their `seed` and `seed2` attrs are both 0: two runs of one graph differ, an
 Contract
 - `seed_alike(original, candidate, fetches)` returns copies of both GraphDefs in which every such op with
   seed = seed2 = 0, in the graph and in function bodies, has seed `SEED` and a nonzero seed2 derived from its
-  *key*; the GraphDefs given are never modified (what is written keeps its attrs), and are returned as they are
+  *key* (and `deterministic` set, where the op has that attr: `FractionalMaxPool` takes a seed only then); the
+  GraphDefs given are never modified (what is written keeps its attrs), and are returned as they are
   when there is nothing to seed. An original op's key is its node name (in a function body, its name there: every
   call site of a function has its own kernel, and they draw alike, as TensorFlow does with one seed). A candidate
   op takes the key of an original op of the same type named as it is, or else whose name is the longest
   `/`-suffix of its name, a `_N` uniquifying suffix ignored: `inline` names body node `n` of call `c` `c/n` (or
-  `c/n_1`). Ops with one key draw the same numbers, in either graph; a fresh session draws the same sequence.
+  `c/n_1`); function names play no part, so a renamed or merged copy of a function matches too. Ops with one key
+  draw the same numbers, in either graph; a fresh session draws the same sequence.
 - Ops already seeded (seed or seed2 nonzero) draw the same numbers in every fresh session: kept as they are.
   Stateless random ops are deterministic: ignored. Ops whose state is a resource (`StatefulUniform*`,
   `StatefulStandardNormalV2`, `StatefulTruncatedNormal`, `RngSkip`, `RngReadAndSkip`: `tf.random.Generator`)
   are deterministic given that state, a variable: they are compared like any op reading a variable, both graphs
   starting from the same values.
 - Not comparable (`Seeding.random_outputs`, with `Seeding.reason` naming the ops): the outputs that depend,
-  through data or control inputs and function calls, on a candidate random op no original op matches, or on a
-  random op that cannot be seeded (`UNSEEDABLE_OPS`, or a seed given by a function attr) in either graph.
+  through data or control inputs and function calls, on a candidate random op no original op matches, on a
+  random op that cannot be seeded (`UNSEEDABLE_OPS`, or a seed given by a function attr), or on a random op,
+  seeded or not, of a function called from several places (`shared_functions`: TensorFlow may run the calls on
+  one kernel, which hands out its numbers in whatever order they run), or an inlined copy of one, in either graph.
 - `unseedable_candidate(original, fetches)` is the plan for a candidate runtime that cannot be seeded (the TFLite
   interpreter) and that runs random ops: every output that a random op of the original reaches, seeded or not, is
   not comparable (a random op in a branch not taken counts too: erring on the side of not comparing). A candidate
@@ -30,8 +34,10 @@ Contract
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -46,7 +52,15 @@ SEED = 20261204
 UNSEEDABLE_OPS = frozenset({"NonDeterministicInts"})
 """Random ops with no seed attrs: their numbers differ on every run."""
 
-UNSEEDED, SEEDED, UNSEEDABLE = "unseeded", "seeded", "unseedable"
+UNSEEDED, SEEDED, UNSEEDABLE, SHARED = "unseeded", "seeded", "unseedable", "shared"
+
+UNMATCHED = "unmatched"
+REASONS = {
+    UNMATCHED: "random ops of the optimized graph with no counterpart in the original",
+    UNSEEDABLE: "random ops that cannot be seeded",
+    SHARED: "random ops of functions called from several places, which TensorFlow may run on one kernel or several",
+}
+"""Why the outputs a random op reaches are not compared, by the op's state."""
 
 _UNIQUIFIED = re.compile(r"_\d+$")
 
@@ -99,13 +113,32 @@ def _scopes(graph_def: GraphDef) -> Iterator[tuple[str, Sequence[NodeDef]]]:
         yield function.signature.name, function.node_def
 
 
-def _random_nodes(graph_def: GraphDef) -> Iterator[tuple[str, int, NodeDef, str]]:
-    """(scope, index, node, state) of every stateful random op of the graph and its function bodies."""
+def _random_nodes(graph_def: GraphDef) -> list[tuple[str, int, NodeDef, str]]:
+    """(scope, index, node, state) of every stateful random op of the graph and its function bodies; the state of
+    one in a function that may share its kernels between call sites (`shared_functions`) is `SHARED`."""
+    found = []
     for scope, nodes in _scopes(graph_def):
+        if not any(is_random_op(op) for op in {node.op for node in nodes}):
+            continue  # the common case, one cheap pass over the ops
         for index, node in enumerate(nodes):
             state = random_state(node)
             if state is not None:
-                yield scope, index, node, state
+                found.append((scope, index, node, state))
+    shared = shared_functions(graph_def) if any(scope for scope, _, _, _ in found) else set()
+    return [(scope, index, node, SHARED if scope in shared else state) for scope, index, node, state in found]
+
+
+def shared_functions(graph_def: GraphDef) -> set[str]:
+    """The library functions called from two or more nodes (of the graph or of function bodies), and the functions
+    they call. TensorFlow may run such calls on one instantiation of the function, whose random kernels then hand
+    out their numbers in whatever order the calls run, or on one each: their draws are not reproducible."""
+    library = graph_def.library
+    names = {function.signature.name for function in library.function}
+    sites: Counter[str] = Counter()
+    for _, nodes in _scopes(graph_def):
+        for node in nodes:
+            sites.update(set(called_functions(node, names)))
+    return function_closure(library, [name for name, count in sites.items() if count > 1])
 
 
 def _match(name: str, op: str, keys: Collection[tuple[str, str]]) -> str | None:
@@ -130,7 +163,15 @@ def _seeded_copy(graph_def: GraphDef, seeds: Sequence[tuple[str, int, str]]) -> 
         node = scopes[scope][index]
         node.attr["seed"].i = SEED
         node.attr["seed2"].i = key_seed(key)
+        if _declares_deterministic(node.op):  # FractionalMaxPool refuses seeds unless `deterministic` is set
+            node.attr["deterministic"].b = True
     return copy
+
+
+@functools.cache
+def _declares_deterministic(op: str) -> bool:
+    definition = opinfo.op_def(op)
+    return definition is not None and any(attr.name == "deterministic" for attr in definition.attr)
 
 
 def dependent_outputs(graph_def: GraphDef, fetches: Sequence[str], marked: Collection[Where]) -> list[str]:
@@ -169,32 +210,36 @@ def seed_alike(original: GraphDef, candidate: GraphDef, fetches: Sequence[str]) 
     """Both graphs with their unseeded random ops seeded alike, and the outputs that cannot be compared."""
     original_seeds: list[tuple[str, int, str]] = []
     keys: set[tuple[str, str]] = set()
-    original_unseedable: set[Where] = set()
+    shared_keys: set[tuple[str, str]] = set()
+    original_marked: dict[str, set[Where]] = {UNSEEDABLE: set(), SHARED: set()}
     for scope, index, node, state in _random_nodes(original):
         if state == UNSEEDED:
             original_seeds.append((scope, index, node.name))
             keys.add((node.name, node.op))
-        elif state == UNSEEDABLE:
-            original_unseedable.add((scope, node.name))
+        elif state in original_marked:
+            original_marked[state].add((scope, node.name))
+            if state == SHARED:
+                shared_keys.add((node.name, node.op))
+    keys -= shared_keys  # a key also used by a shared function's op would match an inlined copy of it
     candidate_seeds: list[tuple[str, int, str]] = []
-    unmatched: set[Where] = set()
-    candidate_unseedable: set[Where] = set()
+    candidate_marked: dict[str, set[Where]] = {UNSEEDABLE: set(), SHARED: set(), UNMATCHED: set()}
     for scope, index, node, state in _random_nodes(candidate):
         if state == UNSEEDED:
             key = _match(node.name, node.op, keys)
             if key is None:
-                unmatched.add((scope, node.name))
+                shared = _match(node.name, node.op, shared_keys) is not None
+                candidate_marked[SHARED if shared else UNMATCHED].add((scope, node.name))
             else:
                 candidate_seeds.append((scope, index, key))
-        elif state == UNSEEDABLE:
-            candidate_unseedable.add((scope, node.name))
-    random = set(dependent_outputs(original, fetches, original_unseedable))
-    random.update(dependent_outputs(candidate, fetches, unmatched | candidate_unseedable))
-    reasons = []
-    if unmatched:
-        reasons.append(_describe(unmatched, "random ops of the optimized graph with no counterpart in the original"))
-    if original_unseedable | candidate_unseedable:
-        reasons.append(_describe(original_unseedable | candidate_unseedable, "random ops that cannot be seeded"))
+        elif state in candidate_marked:
+            candidate_marked[state].add((scope, node.name))
+    random = set(dependent_outputs(original, fetches, set().union(*original_marked.values())))
+    random.update(dependent_outputs(candidate, fetches, set().union(*candidate_marked.values())))
+    reasons = [
+        _describe(original_marked.get(state, set()) | candidate_marked.get(state, set()), why)
+        for state, why in REASONS.items()
+        if original_marked.get(state) or candidate_marked.get(state)
+    ]
     return Seeding(
         _seeded_copy(original, original_seeds),
         _seeded_copy(candidate, candidate_seeds),
