@@ -9,13 +9,12 @@ Contract
 - `seed_alike(original, candidate, fetches)` returns copies of both GraphDefs in which every such op with
   seed = seed2 = 0, in the graph and in function bodies, has seed `SEED` and a nonzero seed2 derived from its
   *key* (and `deterministic` set, where the op has that attr: `FractionalMaxPool` takes a seed only then); the
-  GraphDefs given are never modified (what is written keeps its attrs), and are returned as they are
-  when there is nothing to seed. An original op's key is its node name (in a function body, its name there: every
-  call site of a function has its own kernel, and they draw alike, as TensorFlow does with one seed). A candidate
-  op takes the key of an original op of the same type named as it is, or else whose name is the longest
-  `/`-suffix of its name, a `_N` uniquifying suffix ignored: `inline` names body node `n` of call `c` `c/n` (or
-  `c/n_1`); function names play no part, so a renamed or merged copy of a function matches too. Ops with one key
-  draw the same numbers, in either graph; a fresh session draws the same sequence.
+  GraphDefs given are never modified (what is written keeps its attrs), and are returned as they are when there
+  is nothing to seed. An original op's key is its node name (in a function body, its name there, which an inlined
+  copy keeps as its suffix). A candidate op takes the key of an original op of the same type named as it is, or
+  else whose name is the longest `/`-suffix of its name, a `_N` uniquifying suffix ignored: `inline` names body
+  node `n` of call `c` `c/n` (or `c/n_1`); function names play no part, so a renamed or merged copy of a function
+  matches too. Ops with one key draw the same numbers, in either graph; a fresh session draws the same sequence.
 - Ops already seeded (seed or seed2 nonzero) draw the same numbers in every fresh session: kept as they are.
   Stateless random ops are deterministic: ignored. Ops whose state is a resource (`StatefulUniform*`,
   `StatefulStandardNormalV2`, `StatefulTruncatedNormal`, `RngSkip`, `RngReadAndSkip`: `tf.random.Generator`)
