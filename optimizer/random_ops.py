@@ -128,15 +128,21 @@ def _random_nodes(graph_def: GraphDef) -> list[tuple[str, int, NodeDef, str]]:
 
 
 def shared_functions(graph_def: GraphDef) -> set[str]:
-    """The library functions called from two or more nodes (of the graph or of function bodies), and the functions
-    they call. TensorFlow may run such calls on one instantiation of the function, whose random kernels then hand
-    out their numbers in whatever order the calls run, or on one each: their draws are not reproducible."""
+    """The library functions the graph reaches that are called from two or more nodes (of the graph or of the
+    bodies of functions it reaches), and the functions they call. TensorFlow may run such calls on one
+    instantiation of the function, whose random kernels then hand out their numbers in whatever order the calls
+    run, or on one each: their draws are not reproducible. (A SavedModel's library holds many functions that no
+    node of its graph reaches; their calls do not count.)"""
     library = graph_def.library
     names = {function.signature.name for function in library.function}
     sites: Counter[str] = Counter()
-    for _, nodes in _scopes(graph_def):
-        for node in nodes:
-            sites.update(set(called_functions(node, names)))
+    for node in graph_def.node:
+        sites.update(set(called_functions(node, names)))
+    reached = function_closure(library, list(sites))
+    for function in library.function:
+        if function.signature.name in reached:
+            for node in function.node_def:
+                sites.update(set(called_functions(node, names)))
     return function_closure(library, [name for name, count in sites.items() if count > 1])
 
 
