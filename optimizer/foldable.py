@@ -10,9 +10,10 @@ Contract
   1. denied by name: placeholders and arguments, control-flow primitives (`Switch`, `Merge`, `Enter`, ...: they
      route values, they do not compute them), and ops that are not marked stateful yet touch the outside world
      or memory-map files (`ReadFile`, `MatchingFiles`, `ImmutableConst`, `PyFuncStateless`, ...);
-  2. denied by pattern: random ops (stateless ones too: a folded draw is not the op's meaning), file, reader,
-     queue, table, saver, summary, debug, dataset, iterator, Python, communication and TPU/XLA ops, and
-     quantization ops (`FakeQuant*`, `Quantize*`, `Dequantize`, `Quantized*`, `Requantize*`: TFLite needs them);
+  2. denied by pattern or by a `seed` attr: random ops (stateless ones too: a folded draw is not the op's meaning;
+     `opinfo.takes_seed` finds `FractionalMaxPool`, random yet not stateful), file, reader, queue, table, saver,
+     summary, debug, dataset, iterator, Python, communication and TPU/XLA ops, and quantization ops (`FakeQuant*`,
+     `Quantize*`, `Dequantize`, `Quantized*`, `Requantize*`: TFLite needs them);
   3. denied by TensorFlow's op registry: unknown or custom ops, stateful ops (`opinfo.is_stateful`), ops with no
      outputs, ops with a ref, resource, variant or quantized-type input or output;
   4. function calls (`PartitionedCall`, `StatelessIf`, a library function used as an op, any func-valued attr)
@@ -155,6 +156,8 @@ def refusal(
     for kind, pattern in DENIED_PATTERNS:
         if pattern.search(op):
             return f"{op} is a {kind} op"
+    if opinfo.takes_seed(op):  # FractionalMaxPool, FractionalAvgPool: random pooling regions, not stateful
+        return f"{op} is a random op (it takes a seed)"
     definition = opinfo.op_def(op)
     calls = called_functions(node, library)
     if definition is None:
@@ -196,6 +199,11 @@ def _touches_outside_world(node: NodeDef) -> bool:
     if node.op == "PrintV2":  # stderr is harmless; `output_stream: "file://..."` writes a file
         return node.attr["output_stream"].s.startswith(b"file")
     return _OUTSIDE_WORLD.search(node.op) is not None
+
+
+def input_node(text: str) -> str:
+    """The node name of a NodeDef input (`name`, `name:port` or `^name`)."""
+    return text.lstrip("^").split(":")[0]
 
 
 def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What TensorFlow's op registry says about an op: its outputs, statefulness, ref outputs.
+"""What TensorFlow's op registry says about an op: its outputs, statefulness, ref outputs, seed attrs.
 
 Ops that a graph calls by function name (`PartitionedCall` targets are attrs, but a node may also use a
 library function's name as its op) are answered from the function library's signatures.
@@ -57,6 +57,17 @@ def is_stateful(op: str) -> bool:
     """True when TensorFlow marks `op` stateful, or does not know it (unknown ops are treated as stateful)."""
     definition = op_def(op)
     return definition is None or definition.is_stateful
+
+
+@functools.cache
+def takes_seed(op: str) -> bool:
+    """True when `op`'s OpDef declares the int attrs `seed` and `seed2`: TensorFlow's seeded random ops (and a few
+    that declare them without drawing anything, such as `ComputeAccidentalHits`)."""
+    definition = op_def(op)
+    if definition is None:
+        return False
+    declared = {attr.name: attr.type for attr in definition.attr}
+    return declared.get("seed") == "int" and declared.get("seed2") == "int"
 
 
 @functools.cache

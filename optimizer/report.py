@@ -162,6 +162,8 @@ def render_verification(verification: Verification | None, console: Console) -> 
         for note in verification.notes:
             console.print(f"note: {note}")
         verdict = "[green]outputs match[/green]" if verification.passed else "[red]outputs differ[/red]"
+        if verification.random_outputs:
+            verdict += f"; not compared (random): {', '.join(verification.random_outputs)}"
         console.print(f"verification: {verdict}")
 
 

@@ -30,6 +30,7 @@ from optimizer.errors import OptimizerError
 from optimizer.function import as_function
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import GraphDef
+from optimizer.random_ops import Seeding, is_random_op, unseedable_candidate
 from optimizer.variables import VariableValues
 from optimizer.verify import ATOL, RTOL, Tolerance, Verification, verify_runs
 
@@ -145,6 +146,22 @@ def operator_count(model: bytes) -> int:
     return len(interpreter._get_ops_details())  # the public API has no count
 
 
+TFLITE_RANDOM_OPERATORS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL"})
+"""TFLite's builtin random operators (the TensorFlow ones run as Flex ops, `Flex<op>`)."""
+
+
+def random_operators(model: bytes) -> list[str]:
+    """The random operators the TFLite model runs: builtin ones, and TensorFlow random ops run as Flex ops."""
+    names = [str(details["op_name"]) for details in _interpreter(model)._get_ops_details()]
+    return sorted(
+        {
+            name
+            for name in names
+            if name in TFLITE_RANDOM_OPERATORS or (name.startswith("Flex") and is_random_op(name[len("Flex") :]))
+        }
+    )
+
+
 def _signature_order(interpreter: Any) -> tuple[list[int], list[int]] | None:
     """The tensor indices of the model's only signature's inputs and outputs, each in sorted key order (the order
     `optimizer.load` gives a SavedModel signature's tensors), or None for a model with no or several signatures."""
@@ -198,7 +215,8 @@ def verify_tflite(
 ) -> Verification:
     """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
     `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first;
-    `by_signature_keys` as for `run_tflite`."""
+    `by_signature_keys` as for `run_tflite`. The interpreter's random ops cannot be seeded: when the model has some
+    (`random_operators`), the outputs that random ops of the original reach are not compared."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return run_tflite(model, [feeds[str(tensor)] for tensor in inputs], by_signature_keys=by_signature_keys)
@@ -217,4 +235,7 @@ def verify_tflite(
         feeds=feeds,
         ranges=ranges,
         variables=variables,
+        seeding=unseedable_candidate(original, [str(tensor) for tensor in outputs])
+        if random_operators(model)
+        else Seeding(original, None),
     )

@@ -48,7 +48,8 @@ def _verdict(verification: Verification | None) -> str:
     if verification.skipped:
         return f"skipped: {verification.skipped}"
     if verification.passed:
-        return "[green]yes[/green]"
+        random = ", ".join(verification.random_outputs)
+        return "[green]yes[/green]" + (f" (not compared, random: {random})" if random else "")
     worst = max((check.max_abs_error for check in verification.outputs), default=0.0)
     notes = "; ".join(check.note for check in verification.outputs if check.note)
     return f"[red]no[/red] (max abs err {worst:.3g}{'; ' + notes if notes else ''})"

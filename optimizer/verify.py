@@ -15,6 +15,13 @@ Contract
   elements fail, and the smallest `atol` (at the given `rtol`) and `rtol` (at the given `atol`) that would pass.
 - A graph whose outputs need ops that touch files, the network, processes or Python
   (`foldable.outside_world_ops`) is never run: verification is skipped and says which ops.
+- Random ops draw the same numbers in both graphs: unseeded ones get the same fixed seeds, keyed by node name, in
+  the copies that run (`optimizer.random_ops`; the graphs given, and so the written output, keep their attrs).
+  Outputs that depend on a random op no seed can make alike (one the optimized graph has and the original lacks;
+  any, when the candidate is a runtime that cannot be seeded, such as the TFLite interpreter) are not compared and
+  are listed in `Verification.random_outputs`; every other output is compared. The status covers the compared
+  outputs only: PASSED says that each of them matches and that the listed ones were not compared; when no output
+  can be compared, verification is skipped (NOT_RUN).
 - If the *original* graph cannot run on the inputs, verification is skipped with the reason, not failed. When it
   uses ops this TensorFlow does not know (custom ops), it is not run at all; when TensorFlow refuses to import it
   for another reason, `invalid_original` says why (the CLI treats that as an input error).
@@ -35,6 +42,7 @@ from optimizer._tf import tensorflow
 from optimizer.foldable import outside_world_ops
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
+from optimizer.random_ops import Seeding, seed_alike, unseedable_candidate
 from optimizer.session import import_graph, open_session, run_graph, session_for
 from optimizer.state import state_writers
 
@@ -97,7 +105,8 @@ class OutputCheck:
 
 @dataclass
 class Verification:
-    """The comparison of every output, or the reason it was skipped."""
+    """The comparison of every output, or the reason it was skipped; `random_outputs` were not compared (they
+    depend on random ops that could not be seeded alike), and `random_seeded` random ops were seeded alike."""
 
     outputs: list[OutputCheck] = field(default_factory=list)
     skipped: str | None = None
@@ -107,10 +116,13 @@ class Verification:
     samples: int = 1
     calls: int = 1
     failing_feeds: dict[str, np.ndarray] | None = None
+    random_seeded: int = 0
+    random_outputs: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        """`PASSED` only when outputs were compared and all are equal; `NOT_RUN` when nothing was compared."""
+        """`PASSED` only when outputs were compared and all are equal (`random_outputs` were not: they are listed);
+        `NOT_RUN` when nothing was compared."""
         if self.skipped is not None or not self.outputs:
             return NOT_RUN
         return PASSED if all(check.passed for check in self.outputs) else FAILED
@@ -291,13 +303,15 @@ def verify(
     variables: VariableValues | None = options.get("variables")
     if state_writers(candidate, fetches):
         options.setdefault("calls", STATEFUL_CALLS)
+    seeding = seed_alike(original, candidate, fetches)
+    seeded_candidate = seeding.candidate or candidate
     with contextlib.ExitStack() as stack:
         sessions: list[Any] = []
 
         def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             if not sessions:  # not entered as a context: the original's session is the default one
                 # Restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`).
-                session = open_session(candidate, _run_nodes(fetches, feeds) if variables is None else None)
+                session = open_session(seeded_candidate, _run_nodes(fetches, feeds) if variables is None else None)
                 sessions.append(session)
                 stack.callback(session.close)
                 if variables is not None:
@@ -307,7 +321,9 @@ def verify(
                         raise CandidateError(f"its variables cannot be restored: {_first_line(error)}") from error
             return list(sessions[0].run(fetches, feed_dict=feeds))
 
-        return verify_runs(original, run_candidate, "the optimized graph", inputs, outputs, **options)
+        return verify_runs(
+            seeding.original, run_candidate, "the optimized graph", inputs, outputs, seeding=seeding, **options
+        )
 
 
 def verify_runs(
@@ -326,6 +342,7 @@ def verify_runs(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
     calls: int | None = None,
+    seeding: Seeding | None = None,
 ) -> Verification:
     """Run `original` in TensorFlow and `run_candidate(feeds) -> outputs` (any runtime: a session, the TFLite
     interpreter) on the same inputs and compare each declared output.
@@ -334,6 +351,8 @@ def verify_runs(
     `ranges` are keyed by output and input names (`node` or `node:port`). `variables` (a loaded checkpoint's
     values) are assigned to the original's variables first, so it runs as its session would after a restore (and
     `verify` assigns them to the candidate's variables of the same names).
+    `seeding` says which random ops `original` and the candidate have seeded alike (`random_ops.seed_alike`); None
+    means a candidate that cannot be seeded: outputs that depend on random ops are then not compared.
 
     A graph that writes state (`optimizer.state.state_writers`: a counter, a queue) gives different numbers on a
     second run, so both graphs then run `calls` times (default `STATEFUL_CALLS`, else once) on each input set,
@@ -353,6 +372,9 @@ def verify_runs(
             f"the graph has ops that touch files, the network or processes ({', '.join(worldly)}), so it is not run"
         )
         return result
+    seeding = seeding or unseedable_candidate(original, fetches)
+    result.random_seeded, result.random_outputs = seeding.seeded, list(seeding.random_outputs)
+    compared = [index for index, name in enumerate(fetches) if name not in seeding.random_outputs]
     given = dict(feeds or {})
     missing = [tensor for tensor in inputs if str(tensor) not in given]
     try:  # restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`)
@@ -375,7 +397,10 @@ def verify_runs(
         except Exception as error:
             result.skipped = f"cannot make inputs for the original graph: {_first_line(error)}"
             return result
-        result.notes = [spec.note for spec in specs if spec.note]
+        result.notes = [spec.note for spec in specs if spec.note] + _random_notes(seeding)
+        if not compared:
+            result.skipped = f"every output is random: {seeding.reason}"
+            return result
         writers = state_writers(original, fetches)
         if calls is None:
             calls = STATEFUL_CALLS if writers else 1
@@ -398,11 +423,16 @@ def verify_runs(
                 actual = run_candidate(sample_feeds)
             except Exception as error:
                 message = f"{candidate_name} fails to run{f' (call {call + 1})' if call else ''}: {_first_line(error)}"
-                result.outputs = [OutputCheck(name, [], "", np.inf, np.inf, False, message) for name in fetches]
+                result.outputs = [
+                    OutputCheck(fetches[index], [], "", np.inf, np.inf, False, message) for index in compared
+                ]
                 result.failing_feeds = sample_feeds
                 return result
             sample_checks = []
-            for name, want, got in zip(fetches, expected, actual, strict=True):
+            if len(actual) != len(fetches):
+                raise ValueError(f"{candidate_name} gave {len(actual)} outputs for {len(fetches)}")
+            for index in compared:
+                name, want, got = fetches[index], expected[index], actual[index]
                 tolerance = _lookup(tolerances, name) or Tolerance(rtol, atol)
                 sample_checks.append(compare(name, want, got, tolerance.rtol, tolerance.atol))
             if call and checks is not None:  # a difference that only a repeated call shows: a lost update
@@ -416,6 +446,16 @@ def verify_runs(
             )
     result.outputs = checks or []
     return result
+
+
+def _random_notes(seeding: Seeding) -> list[str]:
+    notes = []
+    if seeding.seeded:
+        ops = "random op" if seeding.seeded == 1 else "random ops"
+        notes.append(f"seeded {seeding.seeded} {ops} alike in both graphs (the written graph keeps its seeds)")
+    if seeding.random_outputs:
+        notes.append(f"not compared, random: {', '.join(seeding.random_outputs)}: {seeding.reason}")
+    return notes
 
 
 def _run_nodes(fetches: Iterable[str], feeds: Iterable[str]) -> set[str]:

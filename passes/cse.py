@@ -7,11 +7,12 @@ Contract
   dtype, shape and bytes, however the proto encodes them (`-0.0` and `0.0` differ; equal NaN bits are equal).
   For commutative ops (`AddV2`, `Mul`, `Maximum`, `Minimum`, ... on numbers) the two data inputs count in either
   order.
-- Never merged: stateful ops and ops TensorFlow does not know (`opinfo.is_stateful`), placeholders and graph inputs
-  (fed values), control-flow primitives (`Switch`, `Merge`, `Enter`, `Exit`, `NextIteration`, `LoopCond`, ...:
-  they carry frames and dead-ness), nodes that read a ref tensor (a TF1 variable read sees the value at its own
-  time), and nodes with a function-valued attr their op declares (`f`, `then_branch`, ...) or a library
-  function as op (a function may hide state).
+- Never merged: stateful ops and ops TensorFlow does not know (`opinfo.is_stateful`), ops that take a random
+  seed (`opinfo.takes_seed`: `FractionalMaxPool` draws its pooling regions yet is not stateful), placeholders and
+  graph inputs (fed values), control-flow primitives (`Switch`, `Merge`, `Enter`, `Exit`, `NextIteration`,
+  `LoopCond`, ...: they carry frames and dead-ness), nodes that read a ref tensor (a TF1 variable read sees the
+  value at its own time), and nodes with a function-valued attr their op declares (`f`, `then_branch`, ...) or a
+  library function as op (a function may hide state).
 - Of two equal nodes one survives: the one first in topological order, unless only the other holds a graph output,
   then that one. The other's data readers read the survivor, its control consumers wait on the survivor, and it is
   removed. Two equal graph outputs both stay (their names are the interface), but their readers still merge.
@@ -66,6 +67,8 @@ def _op_refusal(op: str) -> str | None:
         return "it is a control-flow primitive"
     if opinfo.is_stateful(op):
         return "it is stateful or unknown"
+    if opinfo.takes_seed(op):
+        return "it draws random numbers"
     return None
 
 

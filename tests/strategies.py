@@ -6,8 +6,9 @@ Snapshot), `Cast` round trips, constants, `PlaceholderWithDefault`, control depe
 `CheckNumerics`, `Assert` (raw, or guarded by `tf.debugging.Assert`), `MatMul`, `Conv2D` and
 `DepthwiseConv2dNative` with `BiasAdd` (through `Reshape`), `FusedBatchNormV3`, `Transpose`, `ConcatV2` with `Split`
 or `StridedSlice`, keep-dims reductions with `ExpandDims`/`Squeeze`, v1 `tf.cond` (Switch/Merge) and v2 `tf.cond`
-(`If`/`StatelessIf` with branch functions) on constant, placeholder, defaulted or computed predicates. Values that
-are never chosen as outputs make dead branches.
+(`If`/`StatelessIf` with branch functions) on constant, placeholder, defaulted or computed predicates, and stateful
+random ops (`RANDOM_STEPS`, mostly unseeded; one inside a called `tf.function`). Values that are never chosen as
+outputs make dead branches.
 
 Every graph runs: the generator tracks a bound on each value's magnitude and squashes a value with `Tanh` before
 it could overflow, so `CheckNumerics` never fires, and each `Assert` checks a bound that holds by construction.
@@ -323,6 +324,50 @@ class _Builder:
         for result, then_bound, else_bound in zip(results, then_bounds, else_bounds, strict=True):
             self.add(result, max(then_bound, else_bound))
 
+    def step_random(self) -> None:
+        """A stateful random op on a value's path, unseeded (a fresh draw in every session) or with an op seed:
+        dropout in training mode (RandomUniform), TruncatedNormal, RandomStandardNormal, ParameterizedTruncatedNormal
+        or RandomPoissonV2 noise, RandomShuffle of the rows, Multinomial samples or RandomUniformInt as floats."""
+        kind = self.draw(st.sampled_from(sorted(RANDOM_STEPS)))
+        seed = self.draw(st.sampled_from([None, None, 7]))
+        value, bound = self.pick()
+        self.add(*RANDOM_STEPS[kind](value, bound, seed))
+
+    def step_random_function(self) -> None:
+        """A `tf.function` call (StatefulPartitionedCall) whose body adds unseeded uniform noise: `inline` renames
+        its random op `<call>/random_uniform/RandomUniform`."""
+        value, bound = self.pick()
+
+        @tf.function
+        def noisy(tensor: Any) -> Any:
+            return tensor + tf.random.uniform(SHAPE)
+
+        self.add(noisy(value), bound + 1.0)
+
+
+RANDOM_STEPS: dict[str, Callable[[Any, float, int | None], tuple[Any, float]]] = {
+    "dropout": lambda x, bound, seed: (tf.compat.v1.nn.dropout(x, rate=0.5, seed=seed), 2.0 * bound),
+    "truncated_normal": lambda x, bound, seed: (x + tf.random.truncated_normal(SHAPE, seed=seed), bound + 2.0),
+    "normal": lambda x, bound, seed: (x + tf.random.normal(SHAPE, seed=seed), bound + 8.0),
+    "parameterized": lambda x, bound, seed: (
+        x
+        * tf.raw_ops.ParameterizedTruncatedNormal(
+            shape=[SHAPE[0] * SHAPE[1]], means=0.0, stdevs=1.0, minvals=-1.0, maxvals=1.0, seed=seed or 0
+        )[0],
+        bound,
+    ),
+    "poisson": lambda x, bound, seed: (x + tf.random.poisson(SHAPE, 1.0, seed=seed), bound + 30.0),
+    "shuffle": lambda x, bound, seed: (tf.random.shuffle(x, seed=seed), bound),
+    "multinomial": lambda x, bound, seed: (
+        tf.cast(tf.random.categorical(tf.tanh(x), SHAPE[1], seed=seed), tf.float32),
+        float(SHAPE[1] - 1),
+    ),
+    "uniform_int": lambda x, bound, seed: (
+        x + tf.cast(tf.random.uniform(SHAPE, 0, 5, dtype=tf.int32, seed=seed), tf.float32),
+        bound + 4.0,
+    ),
+}
+"""Random steps: a value and its bound -> (the value through a random op, its bound)."""
 
 STEPS = [
     "unary",
@@ -344,6 +389,8 @@ STEPS = [
     "concat_split",
     "reduction",
     "functional_if",
+    "random",
+    "random_function",
 ]
 
 

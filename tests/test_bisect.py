@@ -66,3 +66,20 @@ def test_bisect_finds_nothing_in_a_sound_pipeline() -> None:
     result = bisect(chain_of_adds(), "strip,identity,prune", rounds=2)
     assert not result.found and len(result.steps_run) == 6
     assert "preserves the outputs" in result.summary()
+
+
+def test_bisect_blames_the_planted_pass_not_the_first_one_when_outputs_are_random(planted: None) -> None:
+    tf = tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        value = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        for step in range(1, 6):
+            value = tf.identity(tf.add(value, float(step), name=f"add{step}"), name=f"id{step}")
+        noise = tf.random.normal([4])  # unseeded: a fresh draw in every session
+        tf.identity(tf.compat.v1.nn.dropout(value, rate=0.5) + noise, name="y")
+    random = Graph.from_graph_def(graph.as_graph_def(), [Tensor("x")], [Tensor("y")])
+    result = bisect(random, "identity,planted,prune")
+    assert result.found and result.culprit == "planted" and result.rewrite == 3
+    assert result.steps_run == ["identity", "planted"]
+    assert result.verification is not None and result.verification.random_seeded == 2
+    assert [check.name for check in result.verification.outputs if not check.passed] == ["y:0"]

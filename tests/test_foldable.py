@@ -23,6 +23,7 @@ tf = pytest.importorskip("tensorflow")
         ("RandomUniform", {"dtype": tf.float32}, "random"),
         ("StatelessRandomUniform", {"dtype": tf.float32}, "random"),
         ("TruncatedNormal", {"dtype": tf.float32}, "random"),
+        ("FractionalMaxPool", {}, "random op (it takes a seed)"),
         ("FakeQuantWithMinMaxArgs", {}, "quantization"),
         ("QuantizeV2", {}, "quantization"),
         ("Dequantize", {}, "quantization"),

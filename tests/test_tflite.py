@@ -21,11 +21,14 @@ from optimizer.tflite import (
     _interpreter,
     convert,
     operator_count,
+    random_operators,
     run_tflite,
     verify_tflite,
 )
 from optimizer.tflite_baseline import convert_without_optimizing
+from optimizer.verify import NOT_RUN, PASSED
 from tests.fixture_models import Models
+from tests.test_random_ops import dropout_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,3 +226,16 @@ def test_a_tf_keras_application_in_graph_mode_with_its_learning_phase_converts(s
     model, optimized = _tflite_of(graph)
     assert not {"If", "PlaceholderWithDefault", "FusedBatchNormV3"} & set(optimized.op_counts())
     _assert_matches_tensorflow(graph, model, samples=1)
+
+
+def test_random_outputs_of_a_tflite_model_are_not_compared_and_the_deterministic_ones_are() -> None:
+    graph = Graph.from_graph_def(dropout_model(), [Tensor("x")], [Tensor("noisy"), Tensor("clean")])
+    original = graph.to_graph_def()
+    optimizer.optimize(graph)
+    model = convert(graph)
+    assert random_operators(model) == ["RANDOM_UNIFORM"]
+    result = verify_tflite(original, model, graph.inputs, graph.outputs, samples=2)
+    assert result.status == PASSED and result.random_outputs == ["noisy:0"]
+    assert [check.name for check in result.outputs] == ["clean:0"]
+    alone = verify_tflite(original, model, graph.inputs, [Tensor("noisy")])
+    assert alone.status == NOT_RUN and alone.skipped and "every output is random" in alone.skipped

@@ -208,6 +208,22 @@ def test_stateful_ops_placeholders_and_control_flow_never_merge() -> None:
     assert merge_refusal(g, "r1") and merge_refusal(g, "s1") and merge_refusal(g, "x2")
 
 
+def test_two_random_poolings_of_one_value_never_merge() -> None:
+    """FractionalMaxPool is not stateful, yet unseeded it draws new pooling regions on every run: two of them
+    are two independent draws (verification seeds them alike by name, so the graph still verifies)."""
+
+    def body() -> None:
+        value = constant(np.arange(64).reshape(1, 8, 8, 1))
+        for name in ("a", "b"):
+            pooled = tf.raw_ops.FractionalMaxPool(value=value, pooling_ratio=[1.0, 1.44, 1.73, 1.0])[0]
+            tf.identity(pooled, name=name)
+
+    source = build(body)
+    g = optimized(source, CSE, inputs=[], outputs=["a", "b"])
+    assert ops(g)["FractionalMaxPool"] == 2
+    assert merge_refusal(g, "FractionalMaxPool") == "it draws random numbers"
+
+
 def test_function_calls_never_merge_but_other_attrs_do_not_count_as_calls() -> None:
     calls = [node(name, "PartitionedCall", "x", T=None) for name in ("c1", "c2")]
     for call in calls:
