@@ -147,6 +147,8 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
             original.outputs,
             **keywords,
             variables=original.variables,
+            init=original.init,
+            candidate_init=candidate.init,
         )
     if not options["quiet"]:
         render_verification(result, console)
@@ -314,6 +316,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     original = graph.copy() if keywords is not None or options.get("compare_converter") else None
     if original is not None and keywords is not None:
         keywords["variables"] = original.variables  # the original runs with its checkpoint restored
+        keywords["init"] = original.init  # and its initializer run (a SavedModel's init op, its assets fed)
     with console.status("optimizing...", spinner="dots") as status:
         run = optimize(
             graph,
@@ -336,6 +339,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
         run=run,
         bytes_before=model_bytes(input_path),
         variables=_variable_account(graph),
+        initializers=list(graph.init.nodes) if graph.init else [],
     )
     model = _to_tflite(input_path, graph, original, convert_options, report, options, console)
     if original is not None and keywords is not None:
@@ -345,7 +349,9 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
                 report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
                 _verify_baseline(report, before, graph, keywords)
             else:
-                report.verification = verify(before, optimized, graph.inputs, graph.outputs, **keywords)
+                report.verification = verify(
+                    before, optimized, graph.inputs, graph.outputs, candidate_init=graph.init, **keywords
+                )
         if tolerance_note is not None:
             report.notes.append(tolerance_note)
     if report.verification is not None and report.verification.invalid_original:

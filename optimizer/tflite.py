@@ -28,6 +28,7 @@ import numpy as np
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.function import as_function
+from optimizer.initializers import ModelInit
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import GraphDef
 from optimizer.variables import VariableValues
@@ -194,10 +195,12 @@ def verify_tflite(
     feeds: Mapping[str, np.ndarray] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
+    init: ModelInit | None = None,
     by_signature_keys: bool = False,
 ) -> Verification:
     """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
-    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first;
+    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
+    `init` run;
     `by_signature_keys` as for `run_tflite`."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -217,4 +220,5 @@ def verify_tflite(
         feeds=feeds,
         ranges=ranges,
         variables=variables,
+        init=init,
     )

@@ -15,6 +15,9 @@ Contract
   elements fail, and the smallest `atol` (at the given `rtol`) and `rtol` (at the given `atol`) that would pass.
 - A graph whose outputs need ops that touch files, the network, processes or Python
   (`foldable.outside_world_ops`) is never run: verification is skipped and says which ops.
+- A model's initializer (`optimizer.initializers.ModelInit`: a SavedModel's init op with its asset feeds, or
+  `init_all_tables`) runs once in each session before the outputs, after variables are restored, as TensorFlow's
+  loader runs it: the original with `init`, the candidate with `candidate_init`.
 - If the *original* graph cannot run on the inputs, verification is skipped with the reason, not failed. When it
   uses ops this TensorFlow does not know (custom ops), it is not run at all; when TensorFlow refuses to import it
   for another reason, `invalid_original` says why (the CLI treats that as an input error).
@@ -32,6 +35,7 @@ import numpy as np
 from optimizer import opinfo
 from optimizer._tf import tensorflow
 from optimizer.foldable import outside_world_ops
+from optimizer.initializers import ModelInit
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
 from optimizer.session import import_graph, open_session, run_graph, session_for
@@ -274,18 +278,23 @@ def verify(
     candidate: GraphDef,
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
+    candidate_init: ModelInit | None = None,
     **options: Any,
 ) -> Verification:
     """Run `original` and `candidate` on the same inputs and compare each declared output (the options are
-    `verify_runs`'s). The candidate is imported when first run, so an original that cannot run is reported first."""
+    `verify_runs`'s; `candidate_init` runs first in the candidate's session). The candidate is imported when
+    first run, so an original that cannot run is reported first."""
     fetches = [str(tensor) for tensor in outputs]
     with contextlib.ExitStack() as stack:
         sessions: list[Any] = []
 
         def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             if not sessions:  # not entered as a context: the original's session is the default one
-                sessions.append(open_session(candidate, _run_nodes(fetches, feeds)))
+                wrapped = _run_nodes(fetches, feeds) | (candidate_init.session_nodes() if candidate_init else set())
+                sessions.append(open_session(candidate, wrapped))
                 stack.callback(sessions[0].close)
+                if candidate_init is not None:
+                    candidate_init.run(sessions[0])
             return list(sessions[0].run(fetches, feed_dict=feeds))
 
         return verify_runs(original, run_candidate, "the optimized graph", inputs, outputs, **options)
@@ -306,13 +315,15 @@ def verify_runs(
     tolerances: Mapping[str, Tolerance] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
+    init: ModelInit | None = None,
 ) -> Verification:
     """Run `original` in TensorFlow and `run_candidate(feeds) -> outputs` (any runtime: a session, the TFLite
     interpreter) on the same inputs and compare each declared output.
 
     `feeds` fixes some or all inputs (by `name:port`); the rest are random, `samples` times. `tolerances` and
     `ranges` are keyed by output and input names (`node` or `node:port`). `variables` (a loaded checkpoint's
-    values) are assigned to the original's variables first, so it runs as its session would after a restore."""
+    values) are assigned to the original's variables first, so it runs as its session would after a restore; then
+    `init` (the original's initializer) runs."""
     result = Verification(seed=seed, samples=samples)
     fetches = [str(tensor) for tensor in outputs]
     if not fetches:
@@ -332,6 +343,8 @@ def verify_runs(
     missing = [tensor for tensor in inputs if str(tensor) not in given]
     try:  # restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`)
         wrapped = _run_nodes(fetches, [*given, *(str(tensor) for tensor in inputs)]) if variables is None else None
+        if wrapped is not None and init is not None:
+            wrapped |= init.session_nodes()
         session = open_session(original, wrapped)
     except Exception as error:
         result.invalid_original = _first_line(error)
@@ -344,6 +357,12 @@ def verify_runs(
                 variables.assign_all(session)
             except Exception as error:
                 result.skipped = f"cannot restore the original graph's variables: {_first_line(error)}"
+                return result
+        if init is not None:
+            try:
+                init.run(session)
+            except Exception as error:
+                result.skipped = f"the original graph's initializer does not run: {_first_line(error)}"
                 return result
         try:
             specs = input_specs(original, missing)

@@ -1,0 +1,116 @@
+"""Embedding lookup tables: a graph whose tables are filled by its own constants, from one initializer node.
+
+Contract
+- `embed_tables(graph)` runs the graph's initializer (`graph.init`, feeds such as asset paths included; for a
+  GraphDef without one, its table initializers) in TensorFlow, reads back every `HashTableV2` it filled
+  (`LookupTableExportV2`: the keys and values exactly as TensorFlow parsed them, so a text file's key/value
+  columns, delimiter, vocab size and dtypes are TensorFlow's own reading of it), and adds per table a
+  `LookupTableImportV2` from two `Const`s, all behind one `NoOp`, `init_all_tables` (the TF1 convention).
+- That node becomes the graph's initializer (`graph.init`) and is kept (`graph.keep`), so no pass removes it; the
+  new graph needs no file: the asset's path is not read by it. The old initializer stays in the graph for passes
+  (`prune`) to remove once nothing keeps it.
+- A graph without tables, or whose initializer fills none, is left alone, and without an initializer: nothing
+  keeps the old one. An initializer that fails to run is an
+  OptimizerError (the model cannot run either).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from optimizer._tf import tensorflow
+from optimizer.errors import OptimizerError
+from optimizer.initializers import TABLE_OPS, ModelInit, table_initializers
+from optimizer.ir import Graph, Tensor
+from optimizer.protos import AttrValue
+from optimizer.session import open_session
+from optimizer.tensor import const_attrs
+
+logger = logging.getLogger(__name__)
+
+INIT_ALL_TABLES = "init_all_tables"
+
+
+def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Table node -> (keys, values) of each table `init` fills, read back from TensorFlow after running it."""
+    tf = tensorflow()
+    tables = [graph.node(name) for name in graph.nodes_of(TABLE_OPS)]
+    if not tables:
+        return {}
+    with open_session(graph.to_graph_def()) as session:
+        if graph.variables is not None:
+            graph.variables.assign_all(session)
+        try:
+            init.run(session)
+        except Exception as error:
+            first = (getattr(error, "message", None) or str(error)).strip().splitlines()
+            raise OptimizerError(
+                f"the model's initializer fails: {first[0] if first else type(error).__name__}"
+            ) from error
+        exports = {}
+        with session.graph.as_default():
+            for node in tables:
+                handle = session.graph.get_tensor_by_name(f"{node.name}:0")
+                exports[node.name] = tf.raw_ops.LookupTableExportV2(
+                    table_handle=handle,
+                    Tkeys=tf.as_dtype(node.attrs["key_dtype"].type),
+                    Tvalues=tf.as_dtype(node.attrs["value_dtype"].type),
+                )
+        contents = {}
+        for name, export in exports.items():
+            try:
+                keys, values = session.run(export)
+            except Exception:  # not filled by this initializer: it stays as it was
+                logger.debug("table %s: not initialized by %s", name, init.nodes)
+                continue
+            if len(keys):
+                contents[name] = (np.asarray(keys), np.asarray(values))
+    return contents
+
+
+SELF_CONTAINED_OPS = frozenset({"NoOp", "Const", "LookupTableImportV2", "InitializeTableV2", *TABLE_OPS})
+
+
+def _self_contained(graph: Graph, init: ModelInit) -> bool:
+    """Whether `init` fills tables from constants only (what `embed_tables` writes): nothing to embed."""
+    if init.feeds or not all(name in graph for name in init.nodes):
+        return False
+    return all(graph.op(name) in SELF_CONTAINED_OPS for name in graph.reachable(init.nodes, backward=True))
+
+
+def embed_tables(graph: Graph) -> list[str]:
+    """Fill `graph`'s tables from constants behind one initializer node (see the module docstring); return the
+    names of the graph's initializer nodes afterwards (empty when it has no table to fill)."""
+    init = graph.init or table_initializers(graph)
+    if init is None or not graph.nodes_of(TABLE_OPS):
+        graph.init = None  # nothing of the old initializer is kept: nothing runs it
+        return []
+    if _self_contained(graph, init):
+        graph.init = init
+        graph.keep = [*graph.keep, *init.nodes]
+        return list(init.nodes)
+    contents = table_contents(graph, init)
+    if not contents:
+        graph.init = None
+        return []
+    imports = []
+    for table, (keys, values) in contents.items():
+        attrs = graph.node(table).attrs
+        key_dtype, value_dtype = attrs["key_dtype"].type, attrs["value_dtype"].type
+        key_node = graph.add_node(f"{table}/embedded_keys", "Const", attrs=const_attrs(keys, key_dtype))
+        value_node = graph.add_node(f"{table}/embedded_values", "Const", attrs=const_attrs(values, value_dtype))
+        imports.append(
+            graph.add_node(
+                f"{table}/embedded_import",
+                "LookupTableImportV2",
+                [Tensor(table), Tensor(key_node), Tensor(value_node)],
+                attrs={"Tin": AttrValue(type=key_dtype), "Tout": AttrValue(type=value_dtype)},
+            )
+        )
+    initializer = graph.add_node(INIT_ALL_TABLES, "NoOp", control_inputs=imports)
+    graph.init = ModelInit((initializer,))
+    graph.keep = [name for name in graph.keep if name not in init.nodes] + [initializer]
+    logger.info("tables: %d table(s) filled from constants by %s", len(imports), initializer)
+    return [initializer]
