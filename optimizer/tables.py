@@ -7,8 +7,8 @@ Contract
   columns, delimiter, vocab size and dtypes are TensorFlow's own reading of it), and adds per table a
   `LookupTableImportV2` from two `Const`s, all behind one `NoOp`, `init_all_tables` (the TF1 convention).
 - That node becomes the graph's initializer (`graph.init`) and is kept (`graph.keep`), so no pass removes it; the
-  new graph needs no file: the asset's path is not read by it. The old initializer stays in the graph for passes
-  (`prune`) to remove once nothing keeps it.
+  new graph needs no file. The old initializer, the ops that filled the tables, and what only they read (an
+  asset's path) are removed, so that the name `init_all_tables` is free even in a TF1 graph that had one.
 - A graph without tables, or whose initializer fills none, is left alone, and without an initializer: nothing
   keeps the old one. An initializer that fails to run is an
   OptimizerError (the model cannot run either).
@@ -22,7 +22,7 @@ import numpy as np
 
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
-from optimizer.initializers import TABLE_OPS, ModelInit, table_initializers
+from optimizer.initializers import TABLE_INIT_OPS, TABLE_OPS, ModelInit, table_initializers
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import AttrValue
 from optimizer.session import open_session
@@ -80,6 +80,28 @@ def _self_contained(graph: Graph, init: ModelInit) -> bool:
     return all(graph.op(name) in SELF_CONTAINED_OPS for name in graph.reachable(init.nodes, backward=True))
 
 
+def _remove_old_initializer(graph: Graph, init: ModelInit, tables: set[str]) -> None:
+    """Remove `init`, the ops that filled `tables` (and what runs after them, such as a TF1 `init_all_tables`),
+    and what only they read: nothing will run them, and they may read files."""
+    fills = [
+        name
+        for name in graph.nodes_of(TABLE_INIT_OPS)
+        if any(tensor.node in tables for tensor in graph.inputs_of(name)[:1])
+    ]
+    seeds = [name for name in init.nodes if name in graph] + fills
+    live_roots = [tensor.node for tensor in graph.outputs + graph.inputs] + graph.keep
+    live = graph.reachable([name for name in live_roots if name not in init.nodes], backward=True)
+    old = graph.reachable([*seeds, *graph.reachable(fills)], backward=True)
+    graph.keep = [name for name in graph.keep if name not in init.nodes]
+    doomed = {name for name in old if name not in live}
+    while True:  # what something else still reads stays (a saver reading a variable the initializer assigns)
+        used = {name for name in doomed if not set(graph.successors(name)) <= doomed}
+        if not used:
+            break
+        doomed -= used
+    graph.remove_nodes(doomed)
+
+
 def embed_tables(graph: Graph) -> list[str]:
     """Fill `graph`'s tables from constants behind one initializer node (see the module docstring); return the
     names of the graph's initializer nodes afterwards (empty when it has no table to fill)."""
@@ -95,6 +117,7 @@ def embed_tables(graph: Graph) -> list[str]:
     if not contents:
         graph.init = None
         return []
+    _remove_old_initializer(graph, init, set(contents))
     imports = []
     for table, (keys, values) in contents.items():
         attrs = graph.node(table).attrs
@@ -111,6 +134,6 @@ def embed_tables(graph: Graph) -> list[str]:
         )
     initializer = graph.add_node(INIT_ALL_TABLES, "NoOp", control_inputs=imports)
     graph.init = ModelInit((initializer,))
-    graph.keep = [name for name in graph.keep if name not in init.nodes] + [initializer]
+    graph.keep = [*graph.keep, initializer]
     logger.info("tables: %d table(s) filled from constants by %s", len(imports), initializer)
     return [initializer]
