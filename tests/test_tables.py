@@ -5,7 +5,6 @@ SavedModel computes, with the vocabulary file gone."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
