@@ -27,7 +27,7 @@ def text_file_module(folder: Path) -> dict[str, np.ndarray]:
     tf = tensorflow()
     vocab = _vocab_file(folder.parent / "vocab_module", WORDS)
 
-    class Module(tf.Module):  # type: ignore[misc, name-defined]
+    class Module(tf.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             initializer = tf.lookup.TextFileInitializer(
                 vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER
