@@ -339,7 +339,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
         run=run,
         bytes_before=model_bytes(input_path),
         variables=_variable_account(graph),
-        initializers=list(graph.init.nodes) if graph.init else [],
+        initializers=list(graph.init.nodes) if graph.init and not to_tflite else [],  # a .tflite runs its own
     )
     model = _to_tflite(input_path, graph, original, convert_options, report, options, console)
     if original is not None and keywords is not None:

@@ -78,3 +78,22 @@ def table_initializers(graph: Graph) -> ModelInit | None:
         if any(tensor.node in tables for tensor in graph.inputs_of(name)[:1])
     ]
     return ModelInit(tuple(fillers)) if fillers else None
+
+
+def order_after_init(graph: Graph, init: ModelInit) -> int:
+    """Give every node outside `init` that reads a table (directly or through `Identity`s) a control input from
+    each of `init`'s nodes, so that a runtime that runs everything in one go (a function, a TFLite model, which
+    orders ops by their dependencies alone) fills the tables before looking them up. Returns the edges added."""
+    nodes = [name for name in init.nodes if name in graph]
+    before = graph.reachable(nodes, backward=True)
+    handles = list(graph.nodes_of(TABLE_OPS))
+    added = 0
+    while handles:
+        for reader in list(graph.successors(handles.pop())):
+            if reader in before:
+                continue
+            if graph.op(reader) == "Identity":
+                handles.append(reader)
+                continue
+            added += sum(graph.add_control_input(reader, name) for name in nodes)
+    return added
