@@ -76,3 +76,90 @@ def test_written_pb_fills_its_tables_without_the_vocabulary_file(
     assert len(actual) == len(built.expected)
     for got, want in zip(actual, built.expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def invoke_twice(model: bytes, feeds: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """The outputs of two invocations of one TFLite interpreter on `feeds` (the graph's input order)."""
+    interpreter = tensorflow().lite.Interpreter(model_content=model)
+    inputs = interpreter.get_input_details()
+    for detail, value in zip(inputs, feeds, strict=True):
+        interpreter.resize_tensor_input(detail["index"], list(value.shape))
+    interpreter.allocate_tensors()
+    runs = []
+    for _ in range(2):
+        for detail, value in zip(inputs, feeds, strict=True):
+            interpreter.set_tensor(detail["index"], value)
+        interpreter.invoke()
+        runs.append([np.array(interpreter.get_tensor(detail["index"])) for detail in interpreter.get_output_details()])
+    return runs
+
+
+@pytest.mark.parametrize("name", ["text_file_module", "string_lookup", "feature_columns_tf1"])
+def test_tflite_model_fills_its_hashtables(name: str, tmp_path: Path) -> None:
+    folder = tmp_path / name / "saved_model"
+    built = Built(folder, BUILDERS[name](folder))
+    out, report_path = tmp_path / "out.tflite", tmp_path / "report.json"
+    assert main([str(folder), "-o", str(out), "--report-json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["verification"]["status"] == "passed" and report["initializers"] == []
+    built.hide_vocabularies()
+    feeds = [built.feeds[key] for key in sorted(built.feeds)]
+    for actual in invoke_twice(out.read_bytes(), feeds):  # the second run fills the filled tables harmlessly
+        for got, want in zip(actual, built.expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def text_file_graph(folder: Path) -> Path:
+    """A TF1 GraphDef: int64 keys in column 1 of a tab-separated file -> the words in column 0, first 2 lines only,
+    filled by `tables_initializer` (`init_all_tables`); the file's path is written in the graph."""
+    tf = tensorflow()
+    vocab = folder / "vocab.tsv"
+    vocab.write_text("a\t10\nb\t20\nc\t30\n")
+    graph = tf.Graph()
+    with graph.as_default():
+        keys = tf.compat.v1.placeholder(tf.int64, [None], name="keys")
+        initializer = tf.lookup.TextFileInitializer(str(vocab), tf.int64, 1, tf.string, 0, vocab_size=2, delimiter="\t")
+        table = tf.lookup.StaticHashTable(initializer, "none")
+        tf.identity(table.lookup(keys), name="words")
+        tf.compat.v1.tables_initializer()
+    path = folder / "model.pb"
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    return path
+
+
+def test_text_file_columns_delimiter_and_size_are_embedded_as_tensorflow_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = text_file_graph(tmp_path)
+    out, report_path = tmp_path / "out.pb", tmp_path / "report.json"
+    assert main([str(model), "-o", str(out), "--report-json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["verification"]["status"] == "passed" and report["initializers"] == ["init_all_tables"]
+    (tmp_path / "vocab.tsv").unlink()
+    ops = {node.op for node in read_graph_def(out).node}
+    assert "InitializeTableFromTextFileV2" not in ops and "LookupTableImportV2" in ops
+    (words,) = run_pb(out, report, {"keys": np.array([20, 10, 30], dtype=np.int64)})
+    assert words.tolist() == [b"b", b"a", b"none"]  # line 3 is past vocab_size
+    again = tmp_path / "again.pb"
+    assert main([str(out), "-o", str(again), "--report-json", str(report_path), "--passes", ""]) == 0
+    assert json.loads(report_path.read_text())["initializers"] == ["init_all_tables"]
+    assert len(read_graph_def(again).node) == len(read_graph_def(out).node)  # already self-contained
+    capsys.readouterr()
+    assert main([str(model), "-o", str(tmp_path / "x.pb")]) == 2  # the vocabulary is gone: one line, exit 2
+    error = capsys.readouterr().err.strip()
+    assert "the model's initializer fails" in error and "\n" not in error
+
+
+def test_verification_runs_each_graph_with_its_own_initializer(built: Built) -> None:
+    from optimizer.api import load, optimize
+    from optimizer.verify import FAILED, PASSED, verify
+
+    graph = load(built.folder)
+    original = graph.copy()
+    optimize(graph)
+    assert graph.init is not None and graph.init.nodes == ("init_all_tables",)
+    before, after = original.to_graph_def(), graph.to_graph_def()
+    filled = verify(before, after, graph.inputs, graph.outputs, init=original.init, candidate_init=graph.init)
+    assert filled.status == PASSED
+    unfilled = verify(before, after, graph.inputs, graph.outputs, init=original.init)
+    assert unfilled.status == FAILED and "fails to run" in unfilled.outputs[0].note
