@@ -131,6 +131,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     """Verify that `candidate_path` computes what `original_path` computes, on the original's interface."""
     from optimizer.api import load
     from optimizer.report import render_verification
+    from optimizer.tables import table_words
     from optimizer.verify import verify
 
     keywords = _verify_keywords(options)
@@ -149,6 +150,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
             variables=original.variables,
             init=original.init,
             candidate_init=candidate.init,
+            words=table_words(candidate),
         )
     if not options["quiet"]:
         render_verification(result, console)
@@ -285,6 +287,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     from optimizer.loading import model_bytes
     from optimizer.registry import DEFAULT_PIPELINE
     from optimizer.report import OptimizeReport, render
+    from optimizer.tables import table_words
     from optimizer.targets import get_target
     from optimizer.tflite import verify_tflite
     from optimizer.verify import verify
@@ -331,6 +334,8 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
             ],
         )
     optimized = graph.to_graph_def()
+    if keywords is not None:
+        keywords["words"] = table_words(graph)  # random strings that hit the tables' keys
     report = OptimizeReport(
         input_path=input_path,
         output_path=output_path,

@@ -11,6 +11,7 @@ Contract
 - That node becomes the graph's initializer (`graph.init`) and is kept (`graph.keep`), so no pass removes it; the
   new graph needs no file. The old initializer, the ops that filled the tables, and what only they read (an
   asset's path) are removed, so that the name `init_all_tables` is free even in a TF1 graph that had one.
+- `table_words(graph)` gives the string keys so embedded, so that verification can draw inputs that hit them.
 - A graph without tables, or whose initializer fills none, is left alone, and without an initializer: nothing
   keeps the old one. An initializer that fails to run is an
   OptimizerError (the model cannot run either).
@@ -26,6 +27,7 @@ from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.initializers import TABLE_INIT_OPS, TABLE_OPS, ModelInit, table_initializers
 from optimizer.ir import Graph, Tensor
+from optimizer.patterns import const_value
 from optimizer.protos import AttrValue
 from optimizer.session import open_session
 from optimizer.tensor import const_attrs
@@ -33,6 +35,19 @@ from optimizer.tensor import const_attrs
 logger = logging.getLogger(__name__)
 
 INIT_ALL_TABLES = "init_all_tables"
+
+
+MAX_WORDS = 10_000
+
+
+def table_words(graph: Graph) -> list[bytes]:
+    """The string keys of the tables `embed_tables` filled (at most `MAX_WORDS`), for verification to look up."""
+    words: list[bytes] = []
+    for name in graph.nodes_of("LookupTableImportV2"):
+        keys = const_value(graph, graph.inputs_of(name)[1])
+        if keys is not None and keys.dtype.kind in "SO":
+            words.extend(bytes(key) for key in keys.ravel()[: MAX_WORDS - len(words)])
+    return words
 
 
 def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -196,11 +196,12 @@ def verify_tflite(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
     init: ModelInit | None = None,
+    words: Sequence[bytes] = (),
     by_signature_keys: bool = False,
 ) -> Verification:
     """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
     `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
-    `init` run;
+    `init` run, and `words` for random strings;
     `by_signature_keys` as for `run_tflite`."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -221,4 +222,5 @@ def verify_tflite(
         ranges=ranges,
         variables=variables,
         init=init,
+        words=words,
     )

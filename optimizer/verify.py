@@ -133,10 +133,14 @@ class Verification:
 
 
 def random_value(
-    dtype: Any, shape: Sequence[int], rng: np.random.Generator, value_range: tuple[float, float] | None = None
+    dtype: Any,
+    shape: Sequence[int],
+    rng: np.random.Generator,
+    value_range: tuple[float, float] | None = None,
+    words: Sequence[bytes] = (),
 ) -> np.ndarray:
-    """A random array of TF `dtype` and `shape`: floats in [-1, 1), integers in [0, 3], bools, strings;
-    `value_range` (low, high) overrides the interval of numbers."""
+    """A random array of TF `dtype` and `shape`: floats in [-1, 1), integers in [0, 3], bools, strings (drawn from
+    `words` and one word not among them, when given); `value_range` (low, high) overrides the interval of numbers."""
     tf = tensorflow()
     dtype = tf.as_dtype(dtype)
     low, high = value_range or ((-1.0, 1.0) if dtype.is_floating or dtype.is_complex else (0, 3))
@@ -149,6 +153,9 @@ def random_value(
         return rng.integers(int(low), int(high) + 1, size=shape).astype(dtype.as_numpy_dtype)
     if dtype.is_bool:
         return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype == tf.string and words:
+        choices = np.array([*words, b"~" * (max(map(len, words)) + 1)], dtype=object)  # the last is no key
+        return choices[rng.integers(0, len(choices), size=shape)].astype(bytes)
     if dtype == tf.string:
         return np.array([b"s%d" % value for value in rng.integers(0, 100, size=int(np.prod(shape)))]).reshape(shape)
     raise ValueError(f"cannot make random values of type {dtype.name}")
@@ -187,11 +194,14 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
 
 
 def draw_feeds(
-    specs: Sequence[InputSpec], seed: int, ranges: Mapping[str, tuple[float, float]] | None = None
+    specs: Sequence[InputSpec],
+    seed: int,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    words: Sequence[bytes] = (),
 ) -> dict[str, np.ndarray]:
-    """One seeded random value per input spec."""
+    """One seeded random value per input spec (strings from `words`, when given: see `random_value`)."""
     rng = np.random.default_rng(seed)
-    return {spec.name: random_value(spec.dtype, spec.shape, rng, _lookup(ranges, spec.name)) for spec in specs}
+    return {spec.name: random_value(spec.dtype, spec.shape, rng, _lookup(ranges, spec.name), words) for spec in specs}
 
 
 def random_feeds(
@@ -316,6 +326,7 @@ def verify_runs(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
     init: ModelInit | None = None,
+    words: Sequence[bytes] = (),
 ) -> Verification:
     """Run `original` in TensorFlow and `run_candidate(feeds) -> outputs` (any runtime: a session, the TFLite
     interpreter) on the same inputs and compare each declared output.
@@ -323,7 +334,8 @@ def verify_runs(
     `feeds` fixes some or all inputs (by `name:port`); the rest are random, `samples` times. `tolerances` and
     `ranges` are keyed by output and input names (`node` or `node:port`). `variables` (a loaded checkpoint's
     values) are assigned to the original's variables first, so it runs as its session would after a restore; then
-    `init` (the original's initializer) runs."""
+    `init` (the original's initializer) runs. Random strings are drawn from `words` when given (a vocabulary's
+    keys, `optimizer.tables.table_words`: otherwise no random string would be found in a lookup table)."""
     result = Verification(seed=seed, samples=samples)
     fetches = [str(tensor) for tensor in outputs]
     if not fetches:
@@ -371,7 +383,7 @@ def verify_runs(
             return result
         result.notes = [spec.note for spec in specs if spec.note]
         for sample in range(samples if missing else 1):
-            sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges)}
+            sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate

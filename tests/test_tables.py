@@ -68,6 +68,9 @@ def test_written_pb_fills_its_tables_without_the_vocabulary_file(
     graph_def = read_graph_def(out)
     ops = {node.op for node in graph_def.node}
     assert "LookupTableImportV2" in ops and "InitializeTableFromTextFileV2" not in ops
+    if passes is None:  # --compare runs each model with its own initializer too
+        assert main(["--compare", str(built.folder), str(out), "--report-json", str(report_path)]) == 0
+        assert json.loads(report_path.read_text())["status"] == "passed"
     built.hide_vocabularies()
     try:
         actual = run_pb(out, report, built.feeds)
@@ -163,3 +166,29 @@ def test_verification_runs_each_graph_with_its_own_initializer(built: Built) -> 
     assert filled.status == PASSED
     unfilled = verify(before, after, graph.inputs, graph.outputs, init=original.init)
     assert unfilled.status == FAILED and "fails to run" in unfilled.outputs[0].note
+
+
+def test_random_strings_drawn_from_the_keys_catch_a_wrong_table(tmp_path: Path) -> None:
+    from optimizer.api import load, optimize
+    from optimizer.ir import Tensor
+    from optimizer.patterns import const_value
+    from optimizer.tables import table_words
+    from optimizer.tensor import const_attrs
+    from optimizer.verify import FAILED, PASSED, verify
+
+    folder = tmp_path / "saved_model"
+    BUILDERS["text_file_module"](folder)
+    graph = load(folder)
+    original = graph.copy()
+    optimize(graph, "")
+    assert sorted(table_words(graph)) == [b"apple", b"banana", b"cherry", b"date"]
+    (values,) = [name for name in graph if name.endswith("embedded_values")]
+    right = const_value(graph, Tensor(values))
+    assert right is not None
+    wrong = right + 10  # every word now maps to another id
+    graph.set_attr(values, "value", const_attrs(wrong)["value"])
+    before, after = original.to_graph_def(), graph.to_graph_def()
+    keywords: dict[str, Any] = {"init": original.init, "candidate_init": graph.init, "samples": 3}
+    assert verify(before, after, graph.inputs, graph.outputs, **keywords).status == PASSED  # "s17" is no key
+    caught = verify(before, after, graph.inputs, graph.outputs, words=table_words(graph), **keywords)
+    assert caught.status == FAILED
