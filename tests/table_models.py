@@ -43,12 +43,16 @@ def text_file_module(folder: Path) -> dict[str, np.ndarray]:
     return {"words": np.array([b"banana", b"zzz", b"apple", b"date"])}
 
 
-def _keras_export(folder: Path, layer: Any, spec: tuple[tuple[int | None, ...], str]) -> None:
+def _keras_export(folder: Path, layer: Any, spec: tuple[tuple[int | None, ...], str], *, tf_save: bool = False) -> None:
+    """A Keras model of one layer, written by `model.export` (or `tf.saved_model.save` with `tf_save`)."""
     import keras
 
     inputs = keras.Input(shape=spec[0][1:], dtype=spec[1], name="tokens")
     model = keras.Model(inputs, layer(inputs))
-    model.export(str(folder), verbose=False)
+    if tf_save:
+        tensorflow().saved_model.save(model, str(folder))
+    else:
+        model.export(str(folder), verbose=False)
 
 
 def string_lookup(folder: Path) -> dict[str, np.ndarray]:
@@ -56,6 +60,13 @@ def string_lookup(folder: Path) -> dict[str, np.ndarray]:
 
     _keras_export(folder, keras.layers.StringLookup(vocabulary=WORDS), ((None, 3), "string"))
     return {"tokens": np.array([[b"banana", b"zzz", b"apple"], [b"date", b"cherry", b""]])}
+
+
+def string_lookup_tf_save(folder: Path) -> dict[str, np.ndarray]:
+    import keras
+
+    _keras_export(folder, keras.layers.StringLookup(vocabulary=WORDS), ((None, 3), "string"), tf_save=True)
+    return {"inputs": np.array([[b"cherry", b"apple", b"zzz"]])}  # tf.saved_model.save names the argument
 
 
 def integer_lookup(folder: Path) -> dict[str, np.ndarray]:
@@ -110,6 +121,7 @@ def feature_columns_tf1(folder: Path) -> dict[str, np.ndarray]:
 BUILDERS: dict[str, Callable[[Path], dict[str, np.ndarray]]] = {
     "text_file_module": text_file_module,
     "string_lookup": string_lookup,
+    "string_lookup_tf_save": string_lookup_tf_save,
     "integer_lookup": integer_lookup,
     "text_vectorization": text_vectorization,
     "feature_columns_tf1": feature_columns_tf1,
