@@ -5,16 +5,13 @@ Contract
   GraphDef without one, its table initializers) in TensorFlow, reads back every `HashTableV2` it filled
   (`LookupTableExportV2`: the keys and values exactly as TensorFlow parsed them, so a text file's key/value
   columns, delimiter, vocab size and dtypes are TensorFlow's own reading of it), and adds per table a
-  `LookupTableImportV2` from two `Const`s, all behind one `NoOp`, `init_all_tables` (the TF1 convention). A
-  table without a `shared_name` gets its node name (TF1's `use_node_name_sharing`): TFLite tells tables apart by
-  it, and within one graph it shares nothing.
+  `LookupTableImportV2` from two `Const`s, all behind one `NoOp`, `init_all_tables` (the TF1 convention).
 - That node becomes the graph's initializer (`graph.init`) and is kept (`graph.keep`), so no pass removes it; the
   new graph needs no file. The old initializer, the ops that filled the tables, and what only they read (an
   asset's path) are removed, so that the name `init_all_tables` is free even in a TF1 graph that had one.
 - `table_words(graph)` gives the string keys so embedded, so that verification can draw inputs that hit them.
 - A graph without tables, or whose initializer fills none, is left alone, and without an initializer: nothing
-  keeps the old one. An initializer that fails to run is an
-  OptimizerError (the model cannot run either).
+  keeps the old one. An initializer that fails to run is an OptimizerError (the model cannot run either).
 """
 
 from __future__ import annotations
@@ -138,8 +135,6 @@ def embed_tables(graph: Graph) -> list[str]:
     imports = []
     for table, (keys, values) in contents.items():
         attrs = graph.node(table).attrs
-        if not attrs["shared_name"].s:  # TFLite tells tables apart by name (TF1 tables have none)
-            graph.set_attr(table, "shared_name", AttrValue(s=table.encode()))
         key_dtype, value_dtype = attrs["key_dtype"].type, attrs["value_dtype"].type
         key_node = graph.add_node(f"{table}/embedded_keys", "Const", attrs=const_attrs(keys, key_dtype))
         value_node = graph.add_node(f"{table}/embedded_values", "Const", attrs=const_attrs(values, value_dtype))

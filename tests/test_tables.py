@@ -192,3 +192,15 @@ def test_random_strings_drawn_from_the_keys_catch_a_wrong_table(tmp_path: Path) 
     assert verify(before, after, graph.inputs, graph.outputs, **keywords).status == PASSED  # "s17" is no key
     caught = verify(before, after, graph.inputs, graph.outputs, words=table_words(graph), **keywords)
     assert caught.status == FAILED
+
+
+def test_as_function_fills_the_tables_before_reading_them(built: Built) -> None:
+    import optimizer
+
+    graph = optimizer.load(built.folder)
+    optimizer.optimize(graph)
+    run = optimizer.as_function(graph)
+    for _ in range(2):  # filling a filled table again with the same contents is allowed
+        actual = run(*[built.feeds[key] for key in sorted(built.feeds)])
+        for got, want in zip(actual, built.expected, strict=True):
+            np.testing.assert_array_equal(np.asarray(got), want)
