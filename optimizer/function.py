@@ -48,7 +48,9 @@ def as_function(
         graph_def = ordered.to_graph_def()
 
     def imported() -> None:
-        constants = {name: tf.constant(value) for name, value in (init.feeds if init else {}).items()}
+        present = {node.name for node in graph_def.node}
+        feeds = {name: value for name, value in (init.feeds if init else {}).items() if name.split(":")[0] in present}
+        constants = {name: tf.constant(value) for name, value in feeds.items()}
         tf.compat.v1.import_graph_def(graph_def, input_map=constants or None, name="")
 
     wrapped = tf.compat.v1.wrap_function(imported, [])

@@ -17,6 +17,7 @@ Contract
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from optimizer.patterns import const_value
 from optimizer.protos import AttrValue
 from optimizer.session import open_session
 from optimizer.tensor import const_attrs
+from optimizer.verify import _first_line  # TensorFlow's error text, read one way for all of its messages
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,18 @@ def table_words(graph: Graph) -> list[bytes]:
     return words
 
 
+def _run_init(session: Any, graph: Graph, init: ModelInit) -> None:
+    """Run `init`; if it fails and the graph has variable values, again after restoring them (decoding every
+    weight is left for the rare initializer that reads one)."""
+    try:
+        init.run(session)
+    except Exception:
+        if graph.variables is None:
+            raise
+        graph.variables.assign_all(session)
+        init.run(session)
+
+
 def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Table node -> (keys, values) of each table `init` fills, read back from TensorFlow after running it."""
     tf = tensorflow()
@@ -54,15 +68,10 @@ def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray,
     if not tables:
         return {}
     with open_session(graph.to_graph_def()) as session:
-        if graph.variables is not None:
-            graph.variables.assign_all(session)
         try:
-            init.run(session)
+            _run_init(session, graph, init)
         except Exception as error:
-            first = (getattr(error, "message", None) or str(error)).strip().splitlines()
-            raise OptimizerError(
-                f"the model's initializer fails: {first[0] if first else type(error).__name__}"
-            ) from error
+            raise OptimizerError(f"the model's initializer fails: {_first_line(error)}") from error
         exports = {}
         with session.graph.as_default():
             for node in tables:
