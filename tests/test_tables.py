@@ -14,7 +14,7 @@ import pytest
 from optimizer._tf import tensorflow
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
-from optimizer.session import open_session
+from optimizer.session import open_session, run_graph
 from tests.table_models import BUILDERS
 
 
@@ -164,6 +164,10 @@ def test_verification_runs_each_graph_with_its_own_initializer(built: Built) -> 
     before, after = original.to_graph_def(), graph.to_graph_def()
     filled = verify(before, after, graph.inputs, graph.outputs, init=original.init, candidate_init=graph.init)
     assert filled.status == PASSED
+    feeds = {str(tensor): built.feeds[key] for tensor, key in zip(graph.inputs, sorted(built.feeds), strict=True)}
+    actual = run_graph(after, feeds, [str(tensor) for tensor in graph.outputs], graph.init)
+    for got, want in zip(actual, built.expected, strict=True):
+        np.testing.assert_array_equal(got, want)
     unfilled = verify(before, after, graph.inputs, graph.outputs, init=original.init)
     assert unfilled.status == FAILED and "fails to run" in unfilled.outputs[0].note
 
