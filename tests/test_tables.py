@@ -14,7 +14,7 @@ import pytest
 from optimizer._tf import tensorflow
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
-from optimizer.session import open_session, run_graph
+from optimizer.session import run_graph
 from tests.table_models import BUILDERS
 
 
@@ -47,9 +47,14 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 def run_pb(path: Path, report: dict[str, Any], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run the written `.pb` in a fresh session as a user would: the reported initializers first."""
+    """Run the written `.pb` in a fresh `tf.compat.v1.Session` (TensorFlow's defaults) as a user would: the
+    reported initializers first."""
+    tf = tensorflow()
     by_key = [feeds[key] for key in sorted(feeds)]  # the signature's inputs, in key order (as the report lists)
-    with open_session(read_graph_def(path)) as session:
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(read_graph_def(path), name="")
+    with tf.compat.v1.Session(graph=graph) as session:
         session.run(report["initializers"])
         return list(session.run(report["outputs"], dict(zip(report["inputs"], by_key, strict=True))))
 
