@@ -15,6 +15,7 @@ from optimizer.pass_base import Pass, PassContext
 from optimizer.pipeline import Pipeline
 from optimizer.registry import DEFAULT_PIPELINE
 from optimizer.signature import default_inputs, default_outputs, fix_input_shapes, parse_input_shapes, resolve
+from optimizer.tables import embed_tables
 from optimizer.targets import Target, get_target
 
 
@@ -71,7 +72,9 @@ def optimize(
     `target` (`"tflite"`, see `optimizer.targets`) runs that target's preset pipeline instead, to a fixed point,
     and raises an OptimizerError when the result still holds what the target's consumer rejects.
     `max_rewrites` stops the passes after that many rewrites in all (to isolate a bad rewrite); `keep_going` and
-    `after_change` and `before_pass` are the PassManager's."""
+    `after_change` and `before_pass` are the PassManager's.
+    First, a model's lookup tables are filled from constants behind one initializer node (`optimizer.tables`), so
+    the result needs no asset file; `graph.init` then names that node, which whoever runs the graph runs first."""
     preset = get_target(target) if isinstance(target, str) else target
     if preset is not None and passes is not None:
         raise OptimizerError(f"give either passes or a target, not both (target {preset.name} has its own pipeline)")
@@ -87,6 +90,7 @@ def optimize(
         after_change=after_change,
         before_pass=before_pass,
     )
+    embed_tables(graph)
     report = manager.run(graph)
     if preset is not None and max_rewrites is None:
         preset.check(graph)

@@ -30,6 +30,7 @@ from optimizer.manager import PassManager
 from optimizer.pass_base import Pass, PassContext
 from optimizer.pipeline import Pipeline
 from optimizer.protos import GraphDef
+from optimizer.tables import embed_tables
 from optimizer.verify import Verification, verify
 
 
@@ -93,6 +94,8 @@ def bisect(
     result = BisectResult(pipeline=str(Pipeline.of(pipeline)), rounds=rounds)
     original = graph.to_graph_def()
     current = graph.copy()
+    embed_tables(current)  # as `optimizer.optimize` does before its passes
+    verify_options = {**verify_options, "candidate_init": current.init}
     for step in steps:
         before = current.to_graph_def()
         PassManager([step]).run(current)

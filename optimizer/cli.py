@@ -131,6 +131,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     """Verify that `candidate_path` computes what `original_path` computes, on the original's interface."""
     from optimizer.api import load
     from optimizer.report import render_verification
+    from optimizer.tables import table_words
     from optimizer.verify import verify
 
     keywords = _verify_keywords(options)
@@ -147,6 +148,9 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
             original.outputs,
             **keywords,
             variables=original.variables,
+            init=original.init,
+            candidate_init=candidate.init,
+            words=table_words(candidate),
         )
     if not options["quiet"]:
         render_verification(result, console)
@@ -283,6 +287,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     from optimizer.loading import model_bytes
     from optimizer.registry import DEFAULT_PIPELINE
     from optimizer.report import OptimizeReport, render
+    from optimizer.tables import table_words
     from optimizer.targets import get_target
     from optimizer.tflite import verify_tflite
     from optimizer.verify import verify
@@ -314,6 +319,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     original = graph.copy() if keywords is not None or options.get("compare_converter") else None
     if original is not None and keywords is not None:
         keywords["variables"] = original.variables  # the original runs with its checkpoint restored
+        keywords["init"] = original.init  # and its initializer run (a SavedModel's init op, its assets fed)
     with console.status("optimizing...", spinner="dots") as status:
         run = optimize(
             graph,
@@ -328,6 +334,8 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
             ],
         )
     optimized = graph.to_graph_def()
+    if keywords is not None:
+        keywords["words"] = table_words(graph)  # random strings that hit the tables' keys
     report = OptimizeReport(
         input_path=input_path,
         output_path=output_path,
@@ -336,6 +344,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
         run=run,
         bytes_before=model_bytes(input_path),
         variables=_variable_account(graph),
+        initializers=list(graph.init.nodes) if graph.init and not to_tflite else [],  # a .tflite runs its own
     )
     model = _to_tflite(input_path, graph, original, convert_options, report, options, console)
     if original is not None and keywords is not None:
@@ -345,7 +354,9 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
                 report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
                 _verify_baseline(report, before, graph, keywords)
             else:
-                report.verification = verify(before, optimized, graph.inputs, graph.outputs, **keywords)
+                report.verification = verify(
+                    before, optimized, graph.inputs, graph.outputs, candidate_init=graph.init, **keywords
+                )
         if tolerance_note is not None:
             report.notes.append(tolerance_note)
     if report.verification is not None and report.verification.invalid_original:

@@ -1,6 +1,6 @@
 """The IR's invariants, checked by the manager between passes (a lint of the graph).
 
-- every declared input and output names an existing node and a port it has;
+- every declared input and output names an existing node and a port it has, and every kept node exists;
 - each node's data inputs fill slots 0..n-1 and read ports their producers have;
 - no cycle except through `NextIteration` (TF1 while loops).
 Node names are unique and inputs resolve by construction of the networkx graph. A full check is one sweep over
@@ -30,6 +30,9 @@ def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
             count = graph.num_outputs(tensor.node)
             if count is not None and tensor.port >= count:
                 raise GraphError(f"graph {kind} {tensor}: node has only {count} output(s)")
+    for name in graph.keep:
+        if name not in graph:
+            raise GraphError(f"kept node {name} (an initializer) no longer exists")
     if touched is None:
         lifted_reads = graph.lifted_port_reads()
         if lifted_reads is None:

@@ -11,6 +11,8 @@ Contract
 - The function library, versions and any other GraphDef field are kept as a header proto and written back.
 - Graph inputs and outputs are explicit tensors. Their nodes are protected: `remove` refuses them, and no
   primitive renames them, so a consumer fetching `y:0` before optimizing fetches the same tensor after.
+- `keep` names nodes that are run besides the outputs (a model's initializer, such as `init_all_tables`): they are
+  protected and live like outputs, though nothing reads them.
 - Every primitive that changes the graph adds one to `mutations`, so a pass's "changed" is computed, not claimed.
   Those that change a node's op or attrs in place (`set_op`, `set_attr`, `del_attr`) also add one to `retypes`
   and to the node's own `retypes_of(name)`: what was read of a node's proto stays true while the node keeps the
@@ -39,6 +41,7 @@ from optimizer.errors import GraphError
 from optimizer.protos import AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, NodeDef
 
 if TYPE_CHECKING:
+    from optimizer.initializers import ModelInit
     from optimizer.variables import VariableValues
 
 _TENSOR_NAME = re.compile(r"^(?P<node>[^:^][^:]*)(?::(?P<port>\d+))?$")
@@ -135,6 +138,9 @@ class Graph:
     variables: VariableValues | None = None
     """Values of the graph's variables, attached by loaders that read a checkpoint (see `optimizer.variables`);
     a class attribute until set, so that `derive` shares it with copies."""
+    init: ModelInit | None = None
+    """What runs once before the outputs (a SavedModel's init op and its asset feeds), attached by loaders (see
+    `optimizer.initializers`); shared with copies like `variables`."""
 
     def __init__(self, header: GraphDef | None = None) -> None:
         self._nx: nx.MultiDiGraph = nx.MultiDiGraph()
@@ -150,6 +156,7 @@ class Graph:
         self._protected: set[str] = set()
         self._input_nodes: set[str] = set()
         self._output_nodes: set[str] = set()
+        self._keep: list[str] = []
         self._by_op: dict[str, dict[str, None]] = {}  # op -> names of its nodes (an ordered set)
         self._touched: set[str] = set()  # nodes whose inputs changed (see `take_touched`)
         self._retyped: set[str] = set()  # nodes whose op or attrs changed: their readers are checked too
@@ -301,6 +308,7 @@ class Graph:
         """A new Graph of `graph_def` (consumed) with this graph's inputs and outputs; other attributes that
         loaders attach (such as variable values) are shared, since passes replace rather than mutate them."""
         clone = Graph.from_graph_def(graph_def, self._inputs, self._outputs)
+        clone.keep = self._keep
         for key, value in vars(self).items():
             if key not in vars(clone):
                 setattr(clone, key, value)
@@ -365,10 +373,20 @@ class Graph:
         self._outputs = list(tensors)
         self._update_protected()
 
+    @property
+    def keep(self) -> list[str]:
+        """Nodes run besides the outputs (initializers): protected, and live for `prune`, like outputs (a copy)."""
+        return list(self._keep)
+
+    @keep.setter
+    def keep(self, names: Iterable[str]) -> None:
+        self._keep = list(dict.fromkeys(names))
+        self._update_protected()
+
     def _update_protected(self) -> None:
         self._input_nodes = {tensor.node for tensor in self._inputs}
         self._output_nodes = {tensor.node for tensor in self._outputs}
-        self._protected = self._input_nodes | self._output_nodes
+        self._protected = self._input_nodes | self._output_nodes | set(self._keep)
 
     def __len__(self) -> int:
         return len(self._node)
@@ -531,7 +549,7 @@ class Graph:
         return name in self._output_nodes
 
     def is_protected(self, name: str) -> bool:
-        """True for nodes that hold a graph input or output: they are never removed or renamed."""
+        """True for nodes that hold a graph input or output, or are kept (`keep`): never removed or renamed."""
         return name in self._protected
 
     # ----- mutation primitives --------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Contract
   does not apply is an OptimizerError (it would otherwise be silently ignored).
 - A SavedModel declares its interface (the signature's tensor names); the caller (`optimizer.load`) uses it unless
   given names, and otherwise takes the placeholders and the sinks (`optimizer.signature`).
+- The initializer is attached as `graph.init` (`optimizer.initializers`): a SavedModel's init op with its asset
+  feeds; for a GraphDef or meta graph, the ops that fill its tables.
 - Variable values are attached as `graph.variables` (`optimizer.variables.VariableValues`), read lazily; a plain
   GraphDef without a checkpoint gets none.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from optimizer.checkpoint import checkpoint_values, resolve_prefix
 from optimizer.errors import OptimizerError
 from optimizer.graph_io import read_graph_def
+from optimizer.initializers import table_initializers
 from optimizer.ir import Graph
 from optimizer.meta_graph import META_GRAPH_SUFFIX, meta_graph_checkpoint, read_meta_graph
 from optimizer.saved_model import is_saved_model, read_signature, saved_model_values
@@ -63,6 +66,7 @@ def load_model(
         model = read_signature(path, signature, tag)
         graph = Graph.from_graph_def(model.graph_def)
         graph.variables = saved_model_values(graph, model)
+        graph.init = model.init
         return LoadedModel(graph, model.inputs, model.outputs)
     if kind == "meta_graph":
         graph = Graph.from_graph_def(read_meta_graph(path))
@@ -72,6 +76,7 @@ def load_model(
         prefix = resolve_prefix(checkpoint) if checkpoint is not None else None
     if prefix is not None:
         graph.variables = checkpoint_values(graph, prefix)
+    graph.init = table_initializers(graph)
     return LoadedModel(graph)
 
 

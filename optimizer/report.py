@@ -36,6 +36,8 @@ class OptimizeReport:
     notes: list[str] = field(default_factory=list)
     variables: VariableAccount | None = None
     tflite: TfliteFigures | None = None
+    initializers: list[str] = field(default_factory=list)
+    """Nodes to run once before the outputs (`init_all_tables`: it fills the lookup tables)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class OptimizeReport:
             "output": self.output_path,
             "inputs": self.inputs,
             "outputs": self.outputs,
+            "initializers": self.initializers,
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
             "run": self.run.to_dict(),
@@ -174,6 +177,11 @@ def render(report: OptimizeReport, console: Console) -> None:
     console.print(f"[bold]{report.input_path}[/bold] ({before}) -> {target} ({after})")
     console.print(f"inputs: {', '.join(report.inputs) or '(none)'}")
     console.print(f"outputs: {', '.join(report.outputs) or '(none)'}")
+    if report.initializers:
+        console.print(
+            f"initializers: {', '.join(report.initializers)} (run once before the outputs: it fills the lookup tables)",
+            highlight=False,
+        )
     console.print(op_table(report.run))
     if report.variables is not None:
         console.print(variables_table(report.variables))

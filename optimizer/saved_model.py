@@ -15,6 +15,9 @@ Contract
   the object-graph nodes it captures; the checkpoint's object graph, which shares node ids, gives each one's key),
   which is how TensorFlow's own loader restores them. TF1: the graph's saver says which key restores which
   variable, as for any checkpoint (`optimizer.checkpoint`).
+- The model's initializer (its init op and asset feeds, `optimizer.initializers.saved_model_init`) is attached
+  as `graph.init`; variables it assigns (TF2 keeps each asset's path in one) take their value from it, not from
+  the checkpoint.
 - Composite (sparse, ragged) signature tensors are refused with a message; nothing is executed to load the model.
 """
 
@@ -27,13 +30,13 @@ from google.protobuf import message, text_format
 
 from optimizer.checkpoint import CheckpointReader, default_key, match_variables, saver_keys
 from optimizer.errors import OptimizerError
+from optimizer.initializers import INIT_OP_SIGNATURE, ModelInit, saved_model_init
 from optimizer.ir import Graph
 from optimizer.protos import GraphDef
 from optimizer.variables import VariableValues, is_variable_node
 
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_TAG = "serve"
-INIT_OP_SIGNATURE = "__saved_model_init_op"
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VARIABLE_VALUE = "VARIABLE_VALUE"
 
@@ -55,6 +58,7 @@ class SavedModelSignature:
     inputs: list[str]
     outputs: list[str]
     meta_graph: object  # the MetaGraphDef (its object graph maps TF2 captures to checkpoint keys)
+    init: ModelInit | None = None
 
     @property
     def checkpoint_prefix(self) -> str | None:
@@ -110,7 +114,7 @@ def read_signature(
     outputs = [_tensor_name(found.outputs[key], key, folder) for key in sorted(found.outputs)]
     graph_def = GraphDef()
     graph_def.CopyFrom(chosen.graph_def)
-    return SavedModelSignature(folder, graph_def, inputs, outputs, chosen)
+    return SavedModelSignature(folder, graph_def, inputs, outputs, chosen, saved_model_init(chosen, folder))
 
 
 def object_graph_keys(graph: Graph, meta_graph: object, reader: CheckpointReader) -> dict[str, str]:
@@ -146,10 +150,28 @@ def object_graph_keys(graph: Graph, meta_graph: object, reader: CheckpointReader
     return keys
 
 
+ASSIGN_OPS = frozenset({"AssignVariableOp", "Assign"})
+
+
+def assigned_by(graph: Graph, init: ModelInit | None) -> set[str]:
+    """The variable nodes that `init` assigns (their first input, through `Identity`s)."""
+    if init is None:
+        return set()
+    assigned = set()
+    for name in graph.reachable([node for node in init.nodes if node in graph], backward=True):
+        if graph.op(name) in ASSIGN_OPS and graph.inputs_of(name):
+            target = graph.inputs_of(name)[0]
+            while graph.op(target.node) == "Identity" and graph.inputs_of(target.node):
+                target = graph.inputs_of(target.node)[0]
+            assigned.add(target.node)
+    return assigned
+
+
 def saved_model_values(graph: Graph, model: SavedModelSignature) -> VariableValues | None:
     """Lazy values of `graph`'s variables from the SavedModel's `variables/` checkpoint (None without one)."""
     prefix = model.checkpoint_prefix
-    variables = [node for node in graph.nodes() if is_variable_node(node.proto)]
+    initialized = assigned_by(graph, model.init)
+    variables = [node for node in graph.nodes() if is_variable_node(node.proto) and node.name not in initialized]
     if prefix is None or not variables:
         return None
     reader = CheckpointReader(prefix)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from optimizer._tf import tensorflow
+from optimizer.initializers import ModelInit
 from optimizer.protos import GraphDef
 from optimizer.tf_import import LazyImport, import_whole
 
@@ -48,13 +49,18 @@ def open_session(graph_def: GraphDef, nodes: Iterable[str] | None = None) -> Any
 
 
 @contextmanager
-def session_for(graph_def: GraphDef) -> Iterator[Any]:
-    """A plain session over `graph_def`, imported once, for running it on several feeds."""
+def session_for(graph_def: GraphDef, init: ModelInit | None = None) -> Iterator[Any]:
+    """A plain session over `graph_def`, imported once, for running it on several feeds; `init` (a model's
+    initializer, such as `graph.init`: `init_all_tables`) is run first."""
     with open_session(graph_def) as session:
+        if init is not None:
+            init.run(session)
         yield session
 
 
-def run_graph(graph_def: GraphDef, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
-    """Run `graph_def` once: feed `name:port -> value`, fetch `name:port` tensors."""
-    with session_for(graph_def) as session:
+def run_graph(
+    graph_def: GraphDef, feeds: Mapping[str, np.ndarray], fetches: Sequence[str], init: ModelInit | None = None
+) -> list[np.ndarray]:
+    """Run `graph_def` once: feed `name:port -> value`, fetch `name:port` tensors (after `init`, if given)."""
+    with session_for(graph_def, init) as session:
         return list(session.run(list(fetches), feed_dict=dict(feeds)))

@@ -28,6 +28,7 @@ import numpy as np
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.function import as_function
+from optimizer.initializers import ModelInit
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import GraphDef
 from optimizer.random_ops import Seeding, is_random_op, unseedable_candidate
@@ -211,12 +212,15 @@ def verify_tflite(
     feeds: Mapping[str, np.ndarray] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     variables: VariableValues | None = None,
+    init: ModelInit | None = None,
+    words: Sequence[bytes] = (),
     by_signature_keys: bool = False,
 ) -> Verification:
     """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
-    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first;
-    `by_signature_keys` as for `run_tflite`. The interpreter's random ops cannot be seeded: when the model has some
-    (`random_operators`), the outputs that random ops of the original reach are not compared."""
+    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
+    `init` run, and `words` for random strings; `by_signature_keys` as for `run_tflite`. The interpreter's random
+    ops cannot be seeded: when the model has some (`random_operators`), the outputs that random ops of the original
+    reach are not compared."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return run_tflite(model, [feeds[str(tensor)] for tensor in inputs], by_signature_keys=by_signature_keys)
@@ -238,4 +242,6 @@ def verify_tflite(
         seeding=unseedable_candidate(original, [str(tensor) for tensor in outputs])
         if random_operators(model)
         else Seeding(original, None),
+        init=init,
+        words=words,
     )

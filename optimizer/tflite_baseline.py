@@ -99,7 +99,7 @@ def convert_without_optimizing(
         baseline = Baseline(how + "tf.lite.TFLiteConverter.from_concrete_functions")
         try:
             graph_def = _frozen_by_tensorflow(graph) if frozen else graph.to_graph_def()
-            function = as_function(graph_def, graph.inputs, graph.outputs)
+            function = as_function(graph_def, graph.inputs, graph.outputs, graph.init)
             converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
         except Exception as error:
             baseline.error = first_meaningful_line(error)

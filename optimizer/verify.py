@@ -22,6 +22,9 @@ Contract
   are listed in `Verification.random_outputs`; every other output is compared. The status covers the compared
   outputs only: PASSED says that each of them matches and that the listed ones were not compared; when no output
   can be compared, verification is skipped (NOT_RUN).
+- A model's initializer (`optimizer.initializers.ModelInit`: a SavedModel's init op with its asset feeds, or
+  `init_all_tables`) runs once in each session before the outputs, after variables are restored, as TensorFlow's
+  loader runs it: the original with `init`, the candidate with `candidate_init`.
 - If the *original* graph cannot run on the inputs, verification is skipped with the reason, not failed. When it
   uses ops this TensorFlow does not know (custom ops), it is not run at all; when TensorFlow refuses to import it
   for another reason, `invalid_original` says why (the CLI treats that as an input error).
@@ -40,6 +43,7 @@ import numpy as np
 from optimizer import opinfo
 from optimizer._tf import tensorflow
 from optimizer.foldable import outside_world_ops
+from optimizer.initializers import ModelInit
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
 from optimizer.random_ops import Seeding, seed_alike, unseedable_candidate
@@ -146,10 +150,14 @@ class Verification:
 
 
 def random_value(
-    dtype: Any, shape: Sequence[int], rng: np.random.Generator, value_range: tuple[float, float] | None = None
+    dtype: Any,
+    shape: Sequence[int],
+    rng: np.random.Generator,
+    value_range: tuple[float, float] | None = None,
+    words: Sequence[bytes] = (),
 ) -> np.ndarray:
-    """A random array of TF `dtype` and `shape`: floats in [-1, 1), integers in [0, 3], bools, strings;
-    `value_range` (low, high) overrides the interval of numbers."""
+    """A random array of TF `dtype` and `shape`: floats in [-1, 1), integers in [0, 3], bools, strings (drawn from
+    `words` and one word not among them, when given); `value_range` (low, high) overrides the interval of numbers."""
     tf = tensorflow()
     dtype = tf.as_dtype(dtype)
     low, high = value_range or ((-1.0, 1.0) if dtype.is_floating or dtype.is_complex else (0, 3))
@@ -162,6 +170,9 @@ def random_value(
         return rng.integers(int(low), int(high) + 1, size=shape).astype(dtype.as_numpy_dtype)
     if dtype.is_bool:
         return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype == tf.string and words:
+        choices = np.array([*words, b"~" * (max(map(len, words)) + 1)], dtype=object)  # the last is no key
+        return choices[rng.integers(0, len(choices), size=shape)].astype(bytes)
     if dtype == tf.string:
         return np.array([b"s%d" % value for value in rng.integers(0, 100, size=int(np.prod(shape)))]).reshape(shape)
     raise ValueError(f"cannot make random values of type {dtype.name}")
@@ -200,11 +211,14 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
 
 
 def draw_feeds(
-    specs: Sequence[InputSpec], seed: int, ranges: Mapping[str, tuple[float, float]] | None = None
+    specs: Sequence[InputSpec],
+    seed: int,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    words: Sequence[bytes] = (),
 ) -> dict[str, np.ndarray]:
-    """One seeded random value per input spec."""
+    """One seeded random value per input spec (strings from `words`, when given: see `random_value`)."""
     rng = np.random.default_rng(seed)
-    return {spec.name: random_value(spec.dtype, spec.shape, rng, _lookup(ranges, spec.name)) for spec in specs}
+    return {spec.name: random_value(spec.dtype, spec.shape, rng, _lookup(ranges, spec.name), words) for spec in specs}
 
 
 def random_feeds(
@@ -295,10 +309,12 @@ def verify(
     candidate: GraphDef,
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
+    candidate_init: ModelInit | None = None,
     **options: Any,
 ) -> Verification:
     """Run `original` and `candidate` on the same inputs and compare each declared output (the options are
-    `verify_runs`'s). The candidate is imported when first run, so an original that cannot run is reported first."""
+    `verify_runs`'s; `candidate_init` runs first in the candidate's session). The candidate is imported when
+    first run, so an original that cannot run is reported first."""
     fetches = [str(tensor) for tensor in outputs]
     variables: VariableValues | None = options.get("variables")
     if state_writers(candidate, fetches):
@@ -311,7 +327,8 @@ def verify(
         def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             if not sessions:  # not entered as a context: the original's session is the default one
                 # Restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`).
-                session = open_session(seeded_candidate, _run_nodes(fetches, feeds) if variables is None else None)
+                wrapped = _run_nodes(fetches, feeds) | (candidate_init.session_nodes() if candidate_init else set())
+                session = open_session(seeded_candidate, wrapped if variables is None else None)
                 sessions.append(session)
                 stack.callback(session.close)
                 if variables is not None:
@@ -319,6 +336,8 @@ def verify(
                         variables.assign_all(session)
                     except Exception as error:
                         raise CandidateError(f"its variables cannot be restored: {_first_line(error)}") from error
+                if candidate_init is not None:
+                    candidate_init.run(session)
             return list(sessions[0].run(fetches, feed_dict=feeds))
 
         return verify_runs(
@@ -343,6 +362,8 @@ def verify_runs(
     variables: VariableValues | None = None,
     calls: int | None = None,
     seeding: Seeding | None = None,
+    init: ModelInit | None = None,
+    words: Sequence[bytes] = (),
 ) -> Verification:
     """Run `original` in TensorFlow and `run_candidate(feeds) -> outputs` (any runtime: a session, the TFLite
     interpreter) on the same inputs and compare each declared output.
@@ -350,7 +371,9 @@ def verify_runs(
     `feeds` fixes some or all inputs (by `name:port`); the rest are random, `samples` times. `tolerances` and
     `ranges` are keyed by output and input names (`node` or `node:port`). `variables` (a loaded checkpoint's
     values) are assigned to the original's variables first, so it runs as its session would after a restore (and
-    `verify` assigns them to the candidate's variables of the same names).
+    `verify` assigns them to the candidate's variables of the same names); then `init` (the original's
+    initializer) runs. Random strings are drawn from `words` when given (a vocabulary's keys,
+    `optimizer.tables.table_words`: otherwise no random string would be found in a lookup table).
     `seeding` says which random ops `original` and the candidate have seeded alike (`random_ops.seed_alike`); None
     means a candidate that cannot be seeded: outputs that depend on random ops are then not compared.
 
@@ -379,6 +402,8 @@ def verify_runs(
     missing = [tensor for tensor in inputs if str(tensor) not in given]
     try:  # restoring variables adds ops to the graph: then every node is wrapped (see `import_graph`)
         wrapped = _run_nodes(fetches, [*given, *(str(tensor) for tensor in inputs)]) if variables is None else None
+        if wrapped is not None and init is not None:
+            wrapped |= init.session_nodes()
         session = open_session(original, wrapped)
     except Exception as error:
         result.invalid_original = _first_line(error)
@@ -391,6 +416,12 @@ def verify_runs(
                 variables.assign_all(session)
             except Exception as error:
                 result.skipped = f"cannot restore the original graph's variables: {_first_line(error)}"
+                return result
+        if init is not None:
+            try:
+                init.run(session)
+            except Exception as error:
+                result.skipped = f"the original graph's initializer does not run: {_first_line(error)}"
                 return result
         try:
             specs = input_specs(original, missing)
@@ -412,7 +443,7 @@ def verify_runs(
             )
         result.calls = calls
         for sample, call in itertools.product(range(samples if missing else 1), range(calls)):
-            sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges)}
+            sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate

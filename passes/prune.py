@@ -1,8 +1,9 @@
 """`prune`: remove every node the graph's outputs do not need.
 
 Contract
-- Keeps each node that a declared output or input reaches backwards through data or control edges (inputs
-  stay even when no output reads them: the interface does not change). Everything else is removed.
+- Keeps each node that a declared output or input, or a kept node (`Graph.keep`: a model's initializer, such as
+  `init_all_tables`), reaches backwards through data or control edges (inputs stay even when no output reads
+  them: the interface does not change). Everything else is removed.
 - Loops need no special case: a `Merge` reaches its `NextIteration`, so a live loop keeps its body.
 - Stateful nodes that no output depends on go too (a training step, a saver): that is the point of pruning.
 - A graph with no declared outputs is left alone rather than emptied.
@@ -20,8 +21,9 @@ from optimizer.opinfo import LOOP_BACK_OPS
 
 
 def live_nodes(graph: Graph) -> set[str]:
-    """The nodes the declared outputs and inputs reach backwards, through data and control edges."""
-    return graph.reachable((tensor.node for tensor in graph.outputs + graph.inputs), backward=True)
+    """The nodes the declared outputs and inputs and the kept nodes reach backwards, through data and control edges."""
+    roots = [tensor.node for tensor in graph.outputs + graph.inputs] + graph.keep
+    return graph.reachable(roots, backward=True)
 
 
 def dead_nodes(graph: Graph) -> list[str]:

@@ -171,3 +171,24 @@ def test_the_function_library_is_left_as_it_is() -> None:
     run_prune(g)
     assert "dead" not in g
     assert g.to_graph_def().library == FunctionDefLibrary(function=[body])
+
+
+def test_kept_nodes_and_what_they_read_stay_though_no_output_needs_them() -> None:
+    g = graph(
+        placeholder("x"),
+        node("y", "Relu", "x"),
+        const("keys", [1.0, 2.0]),
+        node("fill", "Neg", "keys"),
+        node("init", "NoOp", "^fill", T=None),
+        node("dead", "Neg", "keys"),
+        inputs=["x"],
+        outputs=["y"],
+    )
+    g.keep = ["init"]
+    assert set(dead_nodes(g)) == {"dead"}
+    run_prune(g)
+    assert set(g) == {"x", "y", "keys", "fill", "init"}
+    assert g.copy().keep == ["init"] and g.copy().is_protected("init")
+    g.keep = []
+    run_prune(g)
+    assert set(g) == {"x", "y"}
