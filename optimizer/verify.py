@@ -35,6 +35,7 @@ from optimizer.foldable import outside_world_ops
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
 from optimizer.session import import_graph, open_session, run_graph, session_for
+from optimizer.tf_errors import describe
 
 __all__ = ["import_graph", "run_graph", "session_for"]  # re-exported: tests and tools run graphs from here
 from optimizer.variables import VariableValues
@@ -334,7 +335,7 @@ def verify_runs(
         wrapped = _run_nodes(fetches, [*given, *(str(tensor) for tensor in inputs)]) if variables is None else None
         session = open_session(original, wrapped)
     except Exception as error:
-        result.invalid_original = _first_line(error)
+        result.invalid_original = describe(error, original)
         result.skipped = f"the original graph does not import: {result.invalid_original}"
         return result
     checks: list[OutputCheck] | None = None
@@ -343,12 +344,12 @@ def verify_runs(
             try:
                 variables.assign_all(session)
             except Exception as error:
-                result.skipped = f"cannot restore the original graph's variables: {_first_line(error)}"
+                result.skipped = f"cannot restore the original graph's variables: {describe(error, original)}"
                 return result
         try:
             specs = input_specs(original, missing)
         except Exception as error:
-            result.skipped = f"cannot make inputs for the original graph: {_first_line(error)}"
+            result.skipped = f"cannot make inputs for the original graph: {describe(error, original)}"
             return result
         result.notes = [spec.note for spec in specs if spec.note]
         for sample in range(samples if missing else 1):
@@ -356,12 +357,12 @@ def verify_runs(
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
-                result.skipped = f"the original graph does not run on these inputs: {_first_line(error)}"
+                result.skipped = f"the original graph does not run on these inputs: {describe(error, original)}"
                 return result
             try:
                 actual = run_candidate(sample_feeds)
             except Exception as error:
-                message = f"{candidate_name} fails to run: {_first_line(error)}"
+                message = f"{candidate_name} fails to run: {describe(error)}"
                 result.outputs = [OutputCheck(name, [], "", np.inf, np.inf, False, message) for name in fetches]
                 result.failing_feeds = sample_feeds
                 return result
@@ -389,8 +390,3 @@ def unknown_ops(graph_def: GraphDef) -> list[str]:
     ops = {node.op for node in graph_def.node}
     ops.update(node.op for function in graph_def.library.function for node in function.node_def)
     return sorted(op for op in ops if op not in functions and opinfo.op_def(op) is None)
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return text.strip().splitlines()[0]

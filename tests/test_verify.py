@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optimizer import Tensor
-from optimizer.verify import Tolerance, compare, random_feeds, verify
+from optimizer.verify import FAILED, NOT_RUN, PASSED, Tolerance, compare, random_feeds, verify
 from tests.builder import graph_def_of
 
 ADD = """
@@ -44,10 +44,10 @@ def test_random_feeds_follow_dtype_and_static_shape_with_a_note_for_dynamic_dims
 def test_verify_passes_equal_graphs_and_names_the_output_that_differs() -> None:
     original = graph_def_of(ADD)
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
-    assert verify(original, original, inputs, outputs).passed
+    assert verify(original, original, inputs, outputs).status == PASSED
     broken = graph_def_of(ADD.replace("AddV2", "Sub"))
     result = verify(original, broken, inputs, outputs)
-    assert not result.passed and [check.name for check in result.outputs if not check.passed] == ["y:0"]
+    assert result.status == FAILED and [check.name for check in result.outputs if not check.passed] == ["y:0"]
 
 
 def test_a_candidate_that_does_not_run_fails_and_an_original_that_does_not_run_skips() -> None:
@@ -55,19 +55,16 @@ def test_a_candidate_that_does_not_run_fails_and_an_original_that_does_not_run_s
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
     broken = graph_def_of(ADD.replace("AddV2", "NoSuchOp"))
     failed = verify(original, broken, inputs, outputs)
-    assert (
-        not failed.passed
-        and "the optimized graph fails to run: Op type not registered 'NoSuchOp'" in failed.outputs[0].note
-    )
+    assert failed.status == FAILED
+    assert "the optimized graph fails to run: Op type not registered 'NoSuchOp'" in failed.outputs[0].note
     custom = verify(broken, original, inputs, outputs)
-    assert (
-        custom.passed
-        and custom.skipped == "the graph uses ops this TensorFlow does not know (NoSuchOp), so it is not run"
-    )
+    assert custom.status == NOT_RUN and not custom.passed and not custom.failed
+    assert custom.skipped == "the graph uses ops this TensorFlow does not know (NoSuchOp), so it is not run"
     assert custom.invalid_original is None
     miswired = graph_def_of(ADD.replace("y = AddV2(x, c,", "y = AddV2(x,"))
     invalid = verify(miswired, original, inputs, outputs)
-    assert invalid.skipped and invalid.invalid_original and "the original graph does not import" in invalid.skipped
+    assert invalid.status == NOT_RUN and invalid.invalid_original
+    assert invalid.skipped == f"the original graph does not import: {invalid.invalid_original}"
 
 
 def test_figures_count_failures_and_give_the_tolerance_that_would_pass() -> None:
@@ -90,8 +87,8 @@ def test_per_output_tolerances_ranges_given_feeds_and_samples() -> None:
     original = graph_def_of(ADD)
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
     relu = graph_def_of(ADD.replace("y = AddV2(x, c", "r = Relu(x, T=DT_FLOAT)\ny = AddV2(r, c"))
-    lucky = next(seed for seed in range(20) if verify(original, relu, inputs, outputs, seed=seed).passed)
-    assert not verify(original, relu, inputs, outputs, seed=lucky, samples=8).passed
+    lucky = next(seed for seed in range(20) if verify(original, relu, inputs, outputs, seed=seed).status == PASSED)
+    assert verify(original, relu, inputs, outputs, seed=lucky, samples=8).status == FAILED
     nudged = graph_def_of(ADD)
     nudged.node.add(name="eps", op="Const").attr["dtype"].type = 1
     nudged.node[-1].attr["value"].tensor.dtype = 1
@@ -99,13 +96,13 @@ def test_per_output_tolerances_ranges_given_feeds_and_samples() -> None:
     nudged.node[2].name = "y0"
     nudged.node.add(name="y", op="AddV2", input=["y0", "eps"]).attr["T"].type = 1
     strict = verify(original, nudged, inputs, outputs, samples=2)
-    assert not strict.passed and strict.failing_feeds is not None
+    assert strict.status == FAILED and strict.failing_feeds is not None
     assert strict.outputs[0].failing == strict.outputs[0].elements
     loose = verify(original, nudged, inputs, outputs, tolerances={"y": Tolerance(rtol=0.0, atol=2e-3)})
-    assert loose.passed
-    feeds = {"x:0": np.float32(5.0)}
+    assert loose.status == PASSED
+    feeds = {"x:0": np.full(3, 5.0, np.float32)}
     ranged = verify(original, original, inputs, outputs, feeds=feeds, ranges={"c": (10.0, 11.0)})
-    assert ranged.passed and ranged.failing_feeds is None
+    assert ranged.status == PASSED and ranged.failing_feeds is None
 
 
 def test_ranges_bound_random_values() -> None:
@@ -117,8 +114,9 @@ def test_ranges_bound_random_values() -> None:
 def test_a_float_input_of_unknown_rank_is_not_guessed() -> None:
     graph_def = graph_def_of("x = Placeholder(dtype=DT_FLOAT)\ny = Relu(x, T=DT_FLOAT)")
     result = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")])
-    assert result.skipped == (
+    assert result.status == NOT_RUN and result.skipped == (
         "cannot make inputs for the original graph: input x:0 has unknown rank: give --input-shape or --input-data"
         " to verify"
     )
-    assert verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")], feeds={"x:0": np.ones(3, np.float32)}).passed
+    given = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")], feeds={"x:0": np.ones(3, np.float32)})
+    assert given.status == PASSED
