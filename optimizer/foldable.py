@@ -198,10 +198,31 @@ def _touches_outside_world(node: NodeDef) -> bool:
     return _OUTSIDE_WORLD.search(node.op) is not None
 
 
+PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+"""Ops that call back into the Python process that built the graph (`tf.py_function`, `tf.numpy_function`): the
+function lives only there, so the graph cannot run anywhere else."""
+
+
 def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
     """The ops that running `fetches` (`name:port`) of `graph_def` would execute, function bodies included, and
     that would read or write files, talk to the network or other processes, or run Python: verification refuses
     to run such a graph. Nodes the fetches do not need (a saver beside the model) never run and do not count."""
+    return sorted({node.op for node in executed_nodes(graph_def, fetches) if _touches_outside_world(node)})
+
+
+def python_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
+    """The `PYTHON_OPS` that running `fetches` of `graph_def` would execute (function bodies included), each as
+    `Op 'node'` (the first node of that op found)."""
+    found: dict[str, str] = {}
+    for node in executed_nodes(graph_def, fetches):
+        if node.op in PYTHON_OPS:
+            found.setdefault(node.op, node.name)
+    return [f"{op} {name!r}" for op, name in sorted(found.items())]
+
+
+def executed_nodes(graph_def: GraphDef, fetches: Sequence[str]) -> list[NodeDef]:
+    """The nodes that running `fetches` (`name:port`) executes: those the fetches reach in the graph, then the
+    nodes of every function they call (transitively)."""
     nodes = {node.name: node for node in graph_def.node}
     stack = [name.split(":")[0] for name in fetches]
     reached: set[str] = set()
@@ -212,5 +233,4 @@ def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
         reached.add(name)
         stack.extend(text.lstrip("^").split(":")[0] for text in nodes[name].input)
     called = referenced_library((nodes[name] for name in reached), graph_def.library)
-    executed = [nodes[name] for name in reached] + [node for body in called.function for node in body.node_def]
-    return sorted({node.op for node in executed if _touches_outside_world(node)})
+    return [nodes[name] for name in sorted(reached)] + [node for body in called.function for node in body.node_def]

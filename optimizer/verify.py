@@ -45,6 +45,11 @@ PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 nothing compared (the reason is `Verification.skipped`)."""
 RTOL = 1e-4
 ATOL = 1e-5
+INPUTS_REMEDY = (
+    "give the inputs' values with --input-data NAME=FILE.npy, their shapes with --input-shape NAME:DIMS or their"
+    " interval with --input-range NAME=LOW,HIGH"
+)
+"""How to make runnable a verification that could not make or use its random inputs (`Verification.remedy`)."""
 MAX_FEED_BYTES = 256 * 2**20
 """Random inputs larger than this are not made: verification is skipped with the reason (absurd declared shapes)."""
 
@@ -94,10 +99,11 @@ class OutputCheck:
 
 @dataclass
 class Verification:
-    """The comparison of every output, or the reason it was skipped."""
+    """The comparison of every output, or the reason it was skipped (and, when the user can help, `remedy`)."""
 
     outputs: list[OutputCheck] = field(default_factory=list)
     skipped: str | None = None
+    remedy: str = ""
     invalid_original: str | None = None
     notes: list[str] = field(default_factory=list)
     seed: int = 0
@@ -151,6 +157,12 @@ def random_value(
     raise ValueError(f"cannot make random values of type {dtype.name}")
 
 
+def can_make(dtype: Any) -> bool:
+    """Whether `random_value` makes values of TF `dtype` (not variants, resources or quantized types)."""
+    dtype = tensorflow().as_dtype(dtype)
+    return bool(dtype.is_floating or dtype.is_complex or dtype.is_integer or dtype.is_bool or dtype.name == "string")
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What random values an input takes: its name, TF dtype and the shape fed (dynamic dimensions as 1)."""
@@ -167,6 +179,8 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
     specs = []
     for tensor in inputs:
         static = graph.get_tensor_by_name(str(tensor))
+        if not can_make(static.dtype.base_dtype):
+            raise ValueError(f"input {tensor} is a {static.dtype.base_dtype.name}, of which no value can be made up")
         if static.shape.rank is None:
             dtype = static.dtype.base_dtype
             if dtype.is_floating or dtype.is_complex:
@@ -350,6 +364,7 @@ def verify_runs(
             specs = input_specs(original, missing)
         except Exception as error:
             result.skipped = f"cannot make inputs for the original graph: {describe(error, original)}"
+            result.remedy = INPUTS_REMEDY
             return result
         result.notes = [spec.note for spec in specs if spec.note]
         for sample in range(samples if missing else 1):
@@ -358,6 +373,7 @@ def verify_runs(
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
                 result.skipped = f"the original graph does not run on these inputs: {describe(error, original)}"
+                result.remedy = INPUTS_REMEDY
                 return result
             try:
                 actual = run_candidate(sample_feeds)
