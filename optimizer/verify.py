@@ -34,6 +34,7 @@ from optimizer._tf import tensorflow
 from optimizer.foldable import outside_world_ops
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
+from optimizer.ragged_inputs import make_row_splits, row_splits_inputs
 from optimizer.session import import_graph, open_session, run_graph, session_for
 from optimizer.tf_errors import describe
 
@@ -165,12 +166,14 @@ def can_make(dtype: Any) -> bool:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What random values an input takes: its name, TF dtype and the shape fed (dynamic dimensions as 1)."""
+    """What random values an input takes: its name, TF dtype and the shape fed (dynamic dimensions as 1); `dims`
+    is the static shape (None where dynamic)."""
 
     name: str
     dtype: Any
     shape: tuple[int, ...]
     note: str = ""
+    dims: tuple[int | None, ...] = ()
 
 
 def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec]:
@@ -193,7 +196,7 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
         if size > MAX_FEED_BYTES:
             raise ValueError(f"input {tensor} of shape {list(shape)} would need {size / 2**20:.0f} MiB of random data")
         note = f"{tensor}: dynamic dimensions fed as 1 (shape {list(shape)})" if None in dims else ""
-        specs.append(InputSpec(str(tensor), static.dtype.base_dtype, shape, note))
+        specs.append(InputSpec(str(tensor), static.dtype.base_dtype, shape, note, tuple(dims)))
     return specs
 
 
@@ -366,9 +369,13 @@ def verify_runs(
             result.skipped = f"cannot make inputs for the original graph: {describe(error, original)}"
             result.remedy = INPUTS_REMEDY
             return result
-        result.notes = [spec.note for spec in specs if spec.note]
+        splits_of = row_splits_inputs(original, [str(tensor) for tensor in inputs])
+        lengths = {spec.name: spec.dims[0] if spec.dims else None for spec in specs}
+        result.notes = [spec.note for spec in specs if spec.note and spec.name not in splits_of]
+        result.notes += [f"{name}: row splits of {of}, made valid" for name, of in splits_of.items() if name in lengths]
         for sample in range(samples if missing else 1):
             sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges)}
+            sample_feeds = make_row_splits(sample_feeds, splits_of, lengths, seed + sample, list(given))
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
