@@ -131,11 +131,12 @@ def _check_verify_options(keywords: dict[str, Any] | None, graph: Graph) -> None
     from optimizer.shapes import StaticShapes
     from optimizer.verify_options import check_against
 
-    shapes = StaticShapes.of(graph)
-    inputs = {}
-    for tensor in graph.inputs:
-        dtype = shapes.dtype(tensor)
-        inputs[str(tensor)] = (shapes.shape(tensor), None if dtype is None else tensorflow().as_dtype(dtype))
+    inputs: dict[str, tuple[Any, Any]] = {str(tensor): (None, None) for tensor in graph.inputs}
+    if keywords["feeds"]:  # shapes and dtypes only matter to given arrays (inference costs a graph import)
+        shapes = StaticShapes.of(graph)
+        for tensor in graph.inputs:
+            dtype = shapes.dtype(tensor)
+            inputs[str(tensor)] = (shapes.shape(tensor), None if dtype is None else tensorflow().as_dtype(dtype))
     check_against(keywords, inputs, [str(tensor) for tensor in graph.outputs])
 
 

@@ -304,7 +304,10 @@ def verify(
             if not sessions:  # not entered as a context: the original's session is the default one
                 sessions.append(open_session(candidate, _run_nodes(fetches, feeds)))
                 stack.callback(sessions[0].close)
-            return list(sessions[0].run(fetches, feed_dict=feeds))
+            try:
+                return list(sessions[0].run(fetches, feed_dict=feeds))
+            except Exception as error:  # described here, where the candidate's graph names the failing node's op
+                raise RuntimeError(describe(error, candidate)) from error
 
         return verify_runs(original, run_candidate, "the optimized graph", inputs, outputs, **options)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from optimizer import Tensor
+from optimizer._tf import tensorflow
 from optimizer.verify import FAILED, NOT_RUN, PASSED, Tolerance, compare, random_feeds, verify
 from tests.builder import graph_def_of
 
@@ -120,3 +121,27 @@ def test_a_float_input_of_unknown_rank_is_not_guessed() -> None:
     )
     given = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")], feeds={"x:0": np.ones(3, np.float32)})
     assert given.status == PASSED
+
+
+def test_a_candidate_failing_inside_names_the_node_and_its_op_and_an_original_failing_is_not_run() -> None:
+    tf = tensorflow()
+    inputs, outputs = [Tensor("x")], [Tensor("y")]
+    original = graph_def_of("x = Placeholder(dtype=DT_FLOAT, shape=[-1])\ny = Relu(x, T=DT_FLOAT)")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        tf.nn.relu(tf.reshape(x, [5, 5], name="r"), name="y")
+    candidate = graph.as_graph_def()
+    feeds = {"x:0": np.ones(12, np.float32)}
+    failed = verify(original, candidate, inputs, outputs, feeds=feeds)
+    assert failed.status == FAILED
+    assert failed.outputs[0].note == (
+        "the optimized graph fails to run: node 'r' (Reshape): Input to reshape is a tensor with 12 values, but the"
+        " requested shape has 25"
+    )
+    not_run = verify(candidate, original, inputs, outputs, feeds=feeds)
+    assert not_run.status == NOT_RUN and not_run.remedy
+    assert not_run.skipped == (
+        "the original graph does not run on these inputs: node 'r' (Reshape): Input to reshape is a tensor with 12"
+        " values, but the requested shape has 25"
+    )
