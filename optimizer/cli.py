@@ -187,7 +187,13 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
 
     keywords = _verify_keywords(options)
     model = {key: options[key] for key in ("checkpoint", "signature", "tag")}  # they describe the original
-    original = load(original_path, _names(options["inputs"]), _names(options["outputs"]), **model)
+    original = load(  # --input-shape fixes the original's inputs, and so the shapes of the random inputs
+        original_path,
+        _names(options["inputs"]),
+        _names(options["outputs"]),
+        input_shapes=options["input_shapes"],
+        **model,
+    )
     names = [str(tensor) for tensor in original.inputs], [str(tensor) for tensor in original.outputs]
     candidate = load(candidate_path, *names)
     _check_verify_options(keywords, original)

@@ -77,6 +77,23 @@ def test_an_original_that_does_not_run_on_random_inputs_is_written_but_exits_4(
     assert json.loads(report.read_text())["verification"] is None
 
 
+def test_compare_takes_input_shape_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = reshape_to_12(tmp_path / "m.pb")
+    code, _, stderr = run(capsys, "--compare", model, model)
+    assert code == 4 and stderr.startswith(f"optimize: warning: not verified: {RESHAPE_REASON}; to verify, give")
+    report = tmp_path / "compare.json"
+    code, _, stderr = run(capsys, "--compare", model, model, "--input-shape", "x:12", "--report-json", report)
+    assert (code, stderr) == (0, "") and json.loads(report.read_text())["status"] == "passed"
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, "--help")
+    assert code == 0
+    text = " ".join(stdout.split())
+    assert "Exit codes: 0 written and verified (or --no-verify); 1 verification failed" in text
+    assert "4 written but not verified" in text and "A batch exits with its worst: 3, 2, 1, 4, 0." in text
+
+
 def test_an_input_no_value_can_be_made_of_exits_4_and_compare_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
