@@ -89,8 +89,8 @@ def make_row_splits(
     rng = np.random.default_rng(seed)
     for name in _innermost_first(splits_of):
         target = splits_of[name]
-        if name in given or name not in result or target not in result:
-            continue
+        if name in given or name not in result or target not in result or np.ndim(result[target]) == 0:
+            continue  # fixed by the caller, or splitting nothing this can measure
         end = len(result[target]) - 1 if target in splits_of else int(np.shape(result[target])[0])
         length = static_lengths.get(name) or ROWS + 1
         cuts = np.sort(rng.integers(0, end + 1, size=max(length - 2, 0)))

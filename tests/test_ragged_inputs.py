@@ -44,7 +44,23 @@ def test_splits_are_found_by_the_consuming_ops_arguments_and_made_valid() -> Non
     assert is_valid_splits(made["c:0"], 5) and is_valid_splits(made["b:0"], len(made["c:0"]) - 1)
     kept = make_row_splits(feeds, found, {"b:0": None, "c:0": 4}, seed=1, given=["b:0"])
     assert kept["b:0"].tolist() == [3] and len(kept["c:0"]) == 4 and is_valid_splits(kept["c:0"], 5)
+    scalar = make_row_splits({**feeds, "a:0": np.float32(1)}, {"c:0": "a:0"}, {}, seed=1)
+    assert scalar["c:0"].tolist() == [9]  # a scalar has no length to split: left as drawn
     assert row_splits_inputs(tensorflow().Graph().as_graph_def(), ["x:0"]) == {}
+
+
+def test_ragged_gathers_params_splits_are_found_and_its_indices_are_not() -> None:
+    tf = tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        values = tf.compat.v1.placeholder(tf.float32, [None], name="v")
+        splits = tf.compat.v1.placeholder(tf.int64, [None], name="s")
+        indices = tf.compat.v1.placeholder(tf.int64, [None], name="i")
+        gathered = tf.raw_ops.RaggedGather(
+            params_nested_splits=[splits], params_dense_values=values, indices=indices, OUTPUT_RAGGED_RANK=1
+        )
+        tf.identity(gathered[1], name="y")
+    assert row_splits_inputs(graph.as_graph_def(), ["v:0", "s:0", "i:0"]) == {"s:0": "v:0"}
 
 
 def test_a_tf1_ragged_graph_is_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
