@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from optimizer.exit_codes import EXIT_INTERNAL, EXIT_NOT_VERIFIED, EXIT_OK, EXIT_USAGE, EXIT_VERIFY_FAILED, worst
+from optimizer.exit_codes import (
+    EXIT_CODES_HELP,
+    EXIT_INTERNAL,
+    EXIT_NOT_VERIFIED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFY_FAILED,
+    worst,
+)
 
 if TYPE_CHECKING:
     from optimizer.ir import Graph
@@ -157,15 +165,17 @@ def _refuse_python_ops(graph: Graph, where: str) -> None:
         )
 
 
-def _verdict_code(verification: Verification | None, written: str | None) -> int:
-    """The exit code a verification gives (None: --no-verify); a verification that compared nothing prints one
-    line on stderr saying why and how to make it runnable."""
+def _verdict_code(verification: Verification | None, written: str | None, announce: bool = True) -> int:
+    """The exit code a verification gives (None: --no-verify); of a verification that compared nothing,
+    `announce` prints one line on stderr saying why and how to make it runnable."""
     if verification is None:
         return EXIT_OK
     if verification.failed:
         return EXIT_VERIFY_FAILED
     if verification.passed:
         return EXIT_OK
+    if not announce:
+        return EXIT_NOT_VERIFIED
     what = f"{written} written but not verified" if written else "not verified"
     how = f"to verify, {verification.remedy}" if verification.remedy else "--no-verify skips the check"
     click.echo(f"optimize: warning: {what}: {verification.skipped or 'no output was compared'}; {how}", err=True)
@@ -436,16 +446,8 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     if not options["quiet"]:
         render(report, console)
     _write_json(options["report_json"], report.to_dict())
-    if options.get("in_batch") and report.verification is not None and not report.verification.passed:
-        return EXIT_VERIFY_FAILED if failed else EXIT_NOT_VERIFIED  # the batch's table says why
-    return _verdict_code(report.verification, output_path if output_path and not failed else None)
-
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 written and verified (or --no-verify); 1 verification failed (nothing written); 2 a usage or "
-    "input error; 3 an internal error in a pass; 4 written but not verified (nothing could be compared: give "
-    "--input-data or --input-shape). A batch exits with its worst: 3, 2, 1, 4, 0."
-)
+    written = output_path if output_path and not failed else None
+    return _verdict_code(report.verification, written, announce=not options.get("in_batch"))  # a batch: its table
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

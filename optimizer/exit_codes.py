@@ -14,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_NOT_VERIFIED = 0, 1, 2, 3, 4
+EXIT_CODES_HELP = (
+    "Exit codes: 0 written and verified (or --no-verify); 1 verification failed (nothing written); 2 a usage or "
+    "input error; 3 an internal error in a pass; 4 written but not verified (nothing could be compared: give "
+    "--input-data or --input-shape). A batch exits with its worst: 3, 2, 1, 4, 0."
+)
+"""The exit codes as `optimize --help` lists them."""
 SEVERITY = (EXIT_OK, EXIT_NOT_VERIFIED, EXIT_VERIFY_FAILED, EXIT_USAGE, EXIT_INTERNAL)
 """Exit codes from the mildest to the worst."""
 
