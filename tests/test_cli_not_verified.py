@@ -34,9 +34,9 @@ def reshape_to_12(path: Path) -> Path:
     )
 
 
-def variant_input(path: Path) -> Path:
+def typed_input(path: Path, dtype: str) -> Path:
     tf = tensorflow()
-    return save_graph(path, lambda: tf.identity(tf.compat.v1.placeholder(tf.variant, [], name="x"), name="y"))
+    return save_graph(path, lambda: tf.identity(tf.compat.v1.placeholder(dtype, [], name="x"), name="y"))
 
 
 def matmul(path: Path) -> Path:
@@ -94,11 +94,12 @@ def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "4 written but not verified" in text and "A batch exits with its worst: 3, 2, 1, 4, 0." in text
 
 
+@pytest.mark.parametrize("dtype", ["variant", "qint8"])
 def test_an_input_no_value_can_be_made_of_exits_4_and_compare_too(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dtype: str
 ) -> None:
-    model, out = variant_input(tmp_path / "m.pb"), tmp_path / "out.pb"
-    reason = "cannot make inputs for the original graph: input x:0 is a variant, of which no value can be made up"
+    model, out = typed_input(tmp_path / "m.pb", dtype), tmp_path / "out.pb"
+    reason = f"cannot make inputs for the original graph: input x:0 is a {dtype}, of which no value can be made up"
     code, _, stderr = run(capsys, model, "-o", out, "-q")
     assert code == 4 and out.exists()
     assert stderr == f"optimize: warning: {out} written but not verified: {reason}; to verify, {INPUTS_REMEDY}\n"
