@@ -174,3 +174,21 @@ def test_the_worst_exit_code_orders_errors_failures_then_not_verified() -> None:
     assert worst([4, 1, 0]) == 1
     assert worst([1, 2, 4]) == 2
     assert worst([2, 3, 1]) == 3
+
+
+def test_strings_the_graph_parses_are_not_run_until_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tf = tensorflow()
+    model = save_graph(
+        tmp_path / "m.pb",
+        lambda: tf.identity(tf.strings.to_number(tf.compat.v1.placeholder(tf.string, [2], name="s")), name="y"),
+    )
+    out, report = tmp_path / "out.pb", tmp_path / "report.json"
+    code, _, stderr = run(capsys, model, "-o", out)
+    assert code == 4
+    assert stderr.startswith(
+        f"optimize: warning: {out} written but not verified: the original graph does not run on these inputs: "
+        "node 'StringToNumber' (StringToNumber): StringToNumberOp could not correctly convert string: s"
+    )
+    np.save(tmp_path / "s.npy", np.array([b"1.5", b"-2"]))
+    code, _, stderr = run(capsys, model, "-o", out, "--input-data", f"s={tmp_path / 's.npy'}", "--report-json", report)
+    assert (code, stderr) == (0, "") and json.loads(report.read_text())["verification"]["status"] == "passed"
