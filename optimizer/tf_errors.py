@@ -7,8 +7,9 @@ inside a function body, then the call that ran it). `describe` keeps what says w
     node 'reshape' (Reshape): Input to reshape is a tensor with 10 values, but the requested shape has 12
     node 'Reshape' (Reshape) in function call 'PartitionedCall': Input to reshape is a tensor with 10 values, ...
 
-The node comes from the error's `op` when TensorFlow attached one, else from the message; its op type from the
-`op`, else from `graph_def` (the graph that ran, function bodies included) when the caller gives it. Of several
+The node is the innermost `[[...]]` frame's, else the `Node:` line's, else the error's `op`; its op type is the
+`op`'s when that is the node, else found in `graph_def` (the graph that ran, function bodies included) when the
+caller gives it. Of several
 root errors the first is kept. An error that is not a run-time one (an import error, a converter's, Python's) keeps
 its own text, its lines joined. The result is never empty and at most `limit` characters: a longer kernel message is
 cut in the middle (`...`), so that both its start and its end (often the shapes or values) remain.
@@ -91,13 +92,13 @@ def describe(error: BaseException, graph_def: GraphDef | None = None, limit: int
     text = getattr(error, "message", None) or str(error)
     message, frames, named = _parse(text)
     op: Any = getattr(error, "op", None)
-    node = op.name if op is not None else named or (frames[0] if frames else None)
+    node = frames[0] if frames else named or (op.name if op is not None else None)  # the innermost node failed
     calls = [frame for frame in frames[1:] if frame != node]
     everything = " ".join(line.strip() for line in text.splitlines() if line.strip())
     reason = " ".join(message) or everything or type(error).__name__
     if node is None:
         return _shorten(reason, limit)
-    op_type = op.type if op is not None else _op_type(graph_def, node, nested=bool(calls))
+    op_type = op.type if op is not None and op.name == node else _op_type(graph_def, node, nested=bool(calls))
     where = f"node {node!r}" + (f" ({op_type})" if op_type else "")
     where += "".join(f" in function call {call!r}" for call in calls)
     return f"{where}: {_shorten(reason, max(limit - len(where) - 2, 40))}"

@@ -109,3 +109,13 @@ def test_a_long_message_is_cut_in_the_middle_and_never_emptied() -> None:
     assert text.startswith("node 'long/Assert' (Assert): assertion failed: [start yyy") and text.endswith("yyy end]")
     assert describe(ValueError()) == "ValueError"
     assert describe(tf.errors.InvalidArgumentError(None, None, "Graph execution error:")) == "Graph execution error:"
+
+
+def test_an_error_attached_to_the_call_still_names_the_node_inside() -> None:
+    graph_def = failing_graph()
+    call = import_whole(graph_def).get_operation_by_name("PartitionedCall")
+    text = "Graph execution error:\n\nbad value\n\t [[{{node Reshape}}]]\n\t [[PartitionedCall]]"
+    error = tensorflow().errors.InvalidArgumentError(None, call, text)
+    assert describe(error, graph_def) == "node 'Reshape' (Reshape) in function call 'PartitionedCall': bad value"
+    plain = tensorflow().errors.InvalidArgumentError(None, call, "bad value")
+    assert describe(plain) == "node 'PartitionedCall' (PartitionedCall): bad value"
