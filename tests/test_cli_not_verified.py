@@ -1,5 +1,5 @@
 """A verification that compared nothing is not a pass: exit 4 and one line saying why and what to give; graphs
-that call Python are refused; batch mode counts 'not verified' apart and exits with the worst code."""
+that call Python are refused; which exit code is the worst (batch mode: tests/test_cli_batch.py)."""
 
 from __future__ import annotations
 
@@ -151,21 +151,6 @@ def test_a_graph_that_calls_python_exits_2_naming_the_op(
         f"optimize: error: {model}: the graph calls Python ({op[wrap]}: tf.py_function or tf.numpy_function), "
         "which exists only in the process that built it; the graph cannot run anywhere else\n"
     )
-
-
-def test_batch_counts_not_verified_apart_and_exits_with_the_worst(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    good, unverified = matmul(tmp_path / "good.pb"), reshape_to_12(tmp_path / "unverified.pb")
-    out = tmp_path / "out"
-    code, stdout, _ = run(capsys, good, unverified, "-o", f"{out}/")
-    assert code == 4 and sorted(path.name for path in out.iterdir()) == ["good.pb", "unverified.pb"]
-    assert "1 ok, 1 not verified, 0 failed verification, 0 errors" in stdout
-    assert "not run" in stdout and "not verified" in stdout
-    broken = tmp_path / "broken.pb"
-    broken.write_bytes(b"\x00garbage")
-    code, stdout, _ = run(capsys, good, unverified, broken, "-o", f"{out}/")
-    assert code == 2 and "1 ok, 1 not verified, 0 failed verification, 1 errors" in stdout
 
 
 def test_the_worst_exit_code_orders_errors_failures_then_not_verified() -> None:
