@@ -15,7 +15,10 @@ Contract
   the object-graph nodes it captures; the checkpoint's object graph, which shares node ids, gives each one's key),
   which is how TensorFlow's own loader restores them. TF1: the graph's saver says which key restores which
   variable, as for any checkpoint (`optimizer.checkpoint`).
-- Composite (sparse, ragged) signature tensors are refused with a message; nothing is executed to load the model.
+- Composite signature tensors (sparse, or any stored as one `composite_tensor` entry) are refused with a message;
+  nothing is executed to load the model. A `tf.RaggedTensorSpec` argument is not one: TensorFlow flattens it into
+  dense signature tensors (`x`, the values; `x_1`, the row splits), which load as plain inputs, and verification
+  feeds them valid row splits (`optimizer.ragged_inputs`).
 """
 
 from __future__ import annotations
