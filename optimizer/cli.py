@@ -499,7 +499,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 @click.option("--jobs", default=1, show_default=True, metavar="N", help="Batch mode: models optimized at once.")
 @click.option("--list-passes", is_flag=True, help="List the known passes and exit.")
 @click.option("--explain", metavar="PASS", help="Print a pass's contract and exit.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (the exit code tells the result).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings (the exit code tells the result).")
 @click.option("-v", "--verbose", count=True, help="Log what passes do (-vv: why patterns did not match).")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the full traceback of an internal error.")
 def command(paths: tuple[str, ...], **options: Any) -> int:
