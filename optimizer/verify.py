@@ -7,6 +7,9 @@ Contract
   unknown rank is fed a scalar (a flag or a size), with a note; a float input of unknown rank is not guessed (a
   wrong rank can crash TensorFlow's kernels): verification is skipped and says to give `--input-shape` or
   `--input-data`.
+- Inputs that are the row splits of a ragged tensor (`optimizer.ragged_inputs`: found from the ops that consume
+  them) are fed valid splits of what they split, not random integers. An input of a type no value can be made of
+  (a variant, a resource, a quantized type) is not guessed: verification is not run.
 - `samples` input sets are drawn (seeds `seed`, `seed + 1`, ...); each output's figures are the worst over them.
 - Numbers compare as `|actual - expected| <= atol + rtol * |expected|`, per output if `tolerances` names it;
   NaN equals NaN and an infinity equals only the same infinity; a NaN or infinity on one side only is called out
@@ -15,6 +18,9 @@ Contract
   elements fail, and the smallest `atol` (at the given `rtol`) and `rtol` (at the given `atol`) that would pass.
 - A graph whose outputs need ops that touch files, the network, processes or Python
   (`foldable.outside_world_ops`) is never run: verification is skipped and says which ops.
+- The verdict (`Verification.status`) is `PASSED`, `FAILED` or `NOT_RUN`; a verification that compared nothing is
+  never a pass. Its `skipped` gives TensorFlow's own reason (`tf_errors.describe`: the failing node, its op, the
+  kernel's message) and, where inputs the user gives would let it run, `remedy` says which options to use.
 - If the *original* graph cannot run on the inputs, verification is skipped with the reason, not failed. When it
   uses ops this TensorFlow does not know (custom ops), it is not run at all; when TensorFlow refuses to import it
   for another reason, `invalid_original` says why (the CLI treats that as an input error).
