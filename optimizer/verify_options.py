@@ -67,12 +67,18 @@ def parse_ranges(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def load_input_data(items: Iterable[str]) -> dict[str, np.ndarray]:
     """`NAME=FILE.npy` items -> {`node:port`: array}; never unpickles (a .npy of objects is refused)."""
     feeds = {}
     for text in items:
         name, path = _split("--input-data", text)
         try:
+            with open(path, "rb") as stream:
+                if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:  # else numpy calls it pickled data
+                    raise ValueError("not a .npy file (numpy.save writes one)")
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
