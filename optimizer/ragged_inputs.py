@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from optimizer import opinfo
-from optimizer.protos import GraphDef, NodeDef
+from optimizer.protos import AttrValue, GraphDef, NodeDef
 
 ROWS = 2
 """Rows given to a ragged input whose number of rows is dynamic."""
@@ -59,7 +60,7 @@ def row_splits_inputs(graph_def: GraphDef, inputs: Sequence[str]) -> dict[str, s
         for node, index in uses[scope].get(ref, []):
             if node.op == "Identity":
                 pending.append((scope, f"{node.name}:0" if scope == "" else f"{node.name}:output:0", origin))
-            callee = node.attr["f"].func.name if node.op in _CALLS else node.op
+            callee = _attr(node, "f").func.name if node.op in _CALLS else node.op
             if callee in functions and index < len(functions[callee].signature.input_arg):
                 pending.append((callee, functions[callee].signature.input_arg[index].name, origin))
     found: dict[str, str] = {}
@@ -137,7 +138,7 @@ def _splits_and_values(node: NodeDef) -> list[int]:
         span = list(range(index, index + count))
         index += count
         if arg.name == _PARTITIONS:
-            kinds = [kind.decode() for kind in node.attr["row_partition_types"].list.s]
+            kinds = [kind.decode() for kind in _attr(node, "row_partition_types").list.s]
             splits += [position for position, kind in zip(span, kinds, strict=False) if kind == "ROW_SPLITS"]
         elif arg.name.endswith("splits"):
             splits += span
@@ -148,13 +149,18 @@ def _splits_and_values(node: NodeDef) -> list[int]:
     return [*splits, values[0]]
 
 
-def _arg_length(node: NodeDef, arg: object) -> int:
-    number, type_list = getattr(arg, "number_attr", ""), getattr(arg, "type_list_attr", "")
-    if number:
-        return int(node.attr[number].i)
-    if type_list:
-        return len(node.attr[type_list].list.type)
+def _arg_length(node: NodeDef, arg: Any) -> int:
+    """How many of `node`'s inputs the OpDef argument `arg` takes (a list argument's length is an attr)."""
+    if arg.number_attr:
+        return int(_attr(node, arg.number_attr).i)
+    if arg.type_list_attr:
+        return len(_attr(node, arg.type_list_attr).list.type)
     return 1
+
+
+def _attr(node: NodeDef, name: str) -> AttrValue:
+    """`node`'s attr `name`, or an empty one; never added to the node (`node.attr[name]` would add it)."""
+    return node.attr[name] if name in node.attr else AttrValue()
 
 
 def _uses(nodes: Sequence[NodeDef] | Iterator[NodeDef], in_graph: bool) -> dict[str, list[tuple[NodeDef, int]]]:

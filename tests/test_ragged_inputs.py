@@ -36,8 +36,10 @@ def is_valid_splits(splits: np.ndarray, end: int) -> bool:
 
 def test_splits_are_found_by_the_consuming_ops_arguments_and_made_valid() -> None:
     graph_def = nested_ragged()
+    before = graph_def.SerializeToString()
     found = row_splits_inputs(graph_def, ["a:0", "b:0", "c:0"])
     assert found == {"b:0": "c:0", "c:0": "a:0"}
+    assert graph_def.SerializeToString() == before  # reading attrs added none
     feeds = {"a:0": np.ones(5, np.float32), "b:0": np.array([3], np.int64), "c:0": np.array([9], np.int64)}
     made = make_row_splits(feeds, found, {"b:0": None, "c:0": None}, seed=1)
     assert len(made["b:0"]) == ROWS + 1 and made["b:0"].dtype == np.int64
