@@ -209,7 +209,8 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     _check_verify_options(keywords, original)
     _refuse_python_ops(original, original_path)
     _refuse_python_ops(candidate, candidate_path)
-    console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
+    if not options["quiet"]:
+        console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
     with console.status("comparing...", spinner="dots"):
         result = verify(
             original.to_graph_def(),
