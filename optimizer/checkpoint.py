@@ -33,6 +33,7 @@ from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph, Tensor
 from optimizer.tensor import to_numpy
+from optimizer.tf_errors import describe
 from optimizer.variables import VariableSpec, VariableValues, declared_spec, is_variable_node
 
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
@@ -82,7 +83,7 @@ class CheckpointReader:
             dtypes = self._reader.get_variable_to_dtype_map()
             shapes = self._reader.get_variable_to_shape_map()
         except Exception as error:
-            raise OptimizerError(f"not a readable checkpoint: {_first_line(error)}", prefix) from error
+            raise OptimizerError(f"not a readable checkpoint: {describe(error)}", prefix) from error
         self.specs = {
             key: VariableSpec(int(dtypes[key].as_datatype_enum), tuple(int(dim) for dim in shapes[key]))
             for key in shapes
@@ -98,7 +99,7 @@ class CheckpointReader:
         try:
             return self._reader.get_tensor(key)
         except Exception as error:
-            raise OptimizerError(f"cannot read {key!r}: {_first_line(error)}", self.prefix) from error
+            raise OptimizerError(f"cannot read {key!r}: {describe(error)}", self.prefix) from error
 
 
 def _const_strings(graph: Graph, tensor: Tensor) -> list[str] | None:
@@ -223,8 +224,3 @@ def checkpoint_values(graph: Graph, prefix: str) -> VariableValues:
         if is_variable_node(node.proto)
     }
     return match_variables(graph, reader, keys)
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return text.strip().splitlines()[0]

@@ -3,8 +3,10 @@
     optimize IN -o OUT [--passes LIST] ...        optimize, write, verify
     optimize --compare ORIGINAL CANDIDATE ...      verify only: do two models compute the same outputs?
 
-Exit codes: 0 success; 1 the optimized (or candidate) graph failed verification; 2 a usage or input error (one
-line on stderr, no traceback); 3 an internal error in a pass (one line naming the pass; `--traceback` shows it).
+Exit codes (`optimizer.exit_codes`): 0 success; 1 the optimized (or candidate) graph failed verification; 2 a usage
+or input error (one line on stderr, no traceback); 3 an internal error in a pass (one line naming the pass;
+`--traceback` shows it); 4 the output was written but not verified (one line on stderr says why and how to make
+it verifiable).
 """
 
 from __future__ import annotations
@@ -21,14 +23,23 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from optimizer.exit_codes import (
+    EXIT_CODES_HELP,
+    EXIT_INTERNAL,
+    EXIT_NOT_VERIFIED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFY_FAILED,
+    worst,
+)
+
 if TYPE_CHECKING:
     from optimizer.ir import Graph
     from optimizer.manager import PassRecord
     from optimizer.report import OptimizeReport
     from optimizer.tflite import ConvertOptions
     from optimizer.variables import VariableAccount
-
-EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+    from optimizer.verify import Verification
 
 
 class _UsageFailure(Exception):
@@ -120,6 +131,57 @@ def _verify_keywords(options: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _check_verify_options(keywords: dict[str, Any] | None, graph: Graph) -> None:
+    """Refuse --input-data, --input-range and --tolerance settings that do not fit `graph`'s interface (exit 2)."""
+    if keywords is None:
+        return
+    from optimizer._tf import tensorflow
+    from optimizer.shapes import StaticShapes
+    from optimizer.verify_options import check_against
+
+    inputs: dict[str, tuple[Any, Any]] = {str(tensor): (None, None) for tensor in graph.inputs}
+    if keywords["feeds"]:  # shapes and dtypes only matter to given arrays (inference costs a graph import)
+        shapes = StaticShapes.of(graph)
+        for tensor in graph.inputs:
+            dtype = shapes.dtype(tensor)
+            inputs[str(tensor)] = (shapes.shape(tensor), None if dtype is None else tensorflow().as_dtype(dtype))
+    check_against(keywords, inputs, [str(tensor) for tensor in graph.outputs])
+
+
+def _refuse_python_ops(graph: Graph, where: str) -> None:
+    """A graph whose outputs call back into Python (`tf.py_function`) runs only in the process that built it."""
+    from optimizer.errors import OptimizerError
+    from optimizer.foldable import PYTHON_OPS, python_ops
+
+    bodies = (node for function in graph.library.function for node in function.node_def)
+    if not graph.nodes_of(PYTHON_OPS) and not any(node.op in PYTHON_OPS for node in bodies):
+        return  # the common case, without writing the graph out
+    found = python_ops(graph.to_graph_def(), [str(tensor) for tensor in graph.outputs])
+    if found:
+        raise OptimizerError(
+            f"the graph calls Python ({', '.join(found)}: tf.py_function or tf.numpy_function), which exists only"
+            " in the process that built it; the graph cannot run anywhere else",
+            where,
+        )
+
+
+def _verdict_code(verification: Verification | None, written: str | None, announce: bool = True) -> int:
+    """The exit code a verification gives (None: --no-verify); of a verification that compared nothing,
+    `announce` prints one line on stderr saying why and how to make it runnable."""
+    if verification is None:
+        return EXIT_OK
+    if verification.failed:
+        return EXIT_VERIFY_FAILED
+    if verification.passed:
+        return EXIT_OK
+    if not announce:
+        return EXIT_NOT_VERIFIED
+    what = f"{written} written but not verified" if written else "not verified"
+    how = f"to verify, {verification.remedy}" if verification.remedy else "--no-verify skips the check"
+    click.echo(f"optimize: warning: {what}: {verification.skipped or 'no output was compared'}; {how}", err=True)
+    return EXIT_NOT_VERIFIED
+
+
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
         from optimizer.graph_io import write_atomic
@@ -136,10 +198,20 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
 
     keywords = _verify_keywords(options)
     model = {key: options[key] for key in ("checkpoint", "signature", "tag")}  # they describe the original
-    original = load(original_path, _names(options["inputs"]), _names(options["outputs"]), **model)
+    original = load(  # --input-shape fixes the original's inputs, and so the shapes of the random inputs
+        original_path,
+        _names(options["inputs"]),
+        _names(options["outputs"]),
+        input_shapes=options["input_shapes"],
+        **model,
+    )
     names = [str(tensor) for tensor in original.inputs], [str(tensor) for tensor in original.outputs]
     candidate = load(candidate_path, *names)
-    console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
+    _check_verify_options(keywords, original)
+    _refuse_python_ops(original, original_path)
+    _refuse_python_ops(candidate, candidate_path)
+    if not options["quiet"]:
+        console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
     with console.status("comparing...", spinner="dots"):
         result = verify(
             original.to_graph_def(),
@@ -155,7 +227,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     if not options["quiet"]:
         render_verification(result, console)
     _write_json(options["report_json"], {"original": original_path, "candidate": candidate_path, **result.to_dict()})
-    return EXIT_VERIFY_FAILED if result.failed else EXIT_OK
+    return _verdict_code(result, None)
 
 
 def _change_hooks(options: dict[str, Any], console: Console) -> list[Callable[[PassRecord, Graph], None]]:
@@ -316,6 +388,8 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
             signature=options["signature"],
             tag=options["tag"],
         )
+    _refuse_python_ops(graph, input_path)
+    _check_verify_options(keywords, graph)
     original = graph.copy() if keywords is not None or options.get("compare_converter") else None
     if original is not None and keywords is not None:
         keywords["variables"] = original.variables  # the original runs with its checkpoint restored
@@ -384,10 +458,11 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     if not options["quiet"]:
         render(report, console)
     _write_json(options["report_json"], report.to_dict())
-    return EXIT_VERIFY_FAILED if failed else EXIT_OK
+    written = output_path if output_path and not failed else None
+    return _verdict_code(report.verification, written, announce=not options.get("in_batch"))  # a batch: its table
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.argument("paths", metavar="INPUT", nargs=-1, type=click.Path(dir_okay=True))
 @click.option(
     "-o", "--output", "output_path", metavar="OUT", help="Write the result here: .pb, .pbtxt, or .tflite (converted)."
@@ -436,7 +511,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 @click.option("--jobs", default=1, show_default=True, metavar="N", help="Batch mode: models optimized at once.")
 @click.option("--list-passes", is_flag=True, help="List the known passes and exit.")
 @click.option("--explain", metavar="PASS", help="Print a pass's contract and exit.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (the exit code tells the result).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings (the exit code tells the result).")
 @click.option("-v", "--verbose", count=True, help="Log what passes do (-vv: why patterns did not match).")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the full traceback of an internal error.")
 def command(paths: tuple[str, ...], **options: Any) -> int:
@@ -477,7 +552,7 @@ def _batch_work(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
     path, output, options = task
     with tempfile.TemporaryDirectory() as folder:
         report_path = os.path.join(folder, "report.json")
-        settings = {**options, "output_path": output, "report_json": report_path, "quiet": True}
+        settings = {**options, "output_path": output, "report_json": report_path, "quiet": True, "in_batch": True}
         try:
             code, error = _optimize(path, settings, Console(quiet=True)), ""
         except (OptimizerError, _UsageFailure) as failure:
@@ -509,22 +584,26 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
         run = report.get("run") or {}
         seconds = sum(record["seconds"] for record in run.get("records", []))
         verification = report.get("verification") or {}
-        checked = (
-            "-"
-            if not verification
-            else "skipped"
-            if verification.get("skipped")
-            else ("match" if verification.get("passed") else "DIFFER")
-        )
-        outcome = {0: f"[green]ok[/green] {out}", 1: "[red]verification failed[/red]"}.get(
-            result["code"], f"[red]error[/red] {result.get('error', '')}"
-        )
+        status = verification.get("status")
+        checked = {"passed": "match", "failed": "DIFFER", "not run": "not run"}.get(str(status), "-")
+        outcome = {
+            EXIT_OK: f"[green]ok[/green] {out}",
+            EXIT_VERIFY_FAILED: "[red]verification failed[/red]",
+            EXIT_NOT_VERIFIED: f"[yellow]not verified[/yellow] {out}: {verification.get('skipped')}",
+        }.get(result["code"], f"[red]error[/red] {result.get('error', '')}")
         nodes = f"{run['nodes_before']} -> {run['nodes_after']}" if run else "-"
         table.add_row(path, nodes, f"{seconds:.2f} s" if run else "-", checked, outcome)
+    codes = [result["code"] for result in results]
+    counts = {
+        "ok": codes.count(EXIT_OK),
+        "not verified": codes.count(EXIT_NOT_VERIFIED),
+        "failed verification": codes.count(EXIT_VERIFY_FAILED),
+        "errors": len(codes) - sum(codes.count(code) for code in (EXIT_OK, EXIT_NOT_VERIFIED, EXIT_VERIFY_FAILED)),
+    }
     if not options["quiet"]:
         console.print(table)
-    codes = [result["code"] for result in results]
-    return max(codes) if codes else EXIT_OK
+        console.print(", ".join(f"{count} {label}" for label, count in counts.items()), highlight=False)
+    return worst(codes)
 
 
 def _write_crash_report(error: BaseException, args: Sequence[str]) -> str:

@@ -42,6 +42,7 @@ from optimizer.ir import Graph, Tensor
 from optimizer.library import referenced_library
 from optimizer.protos import GraphDef, TensorProto
 from optimizer.tensor import from_numpy
+from optimizer.tf_errors import describe
 from optimizer.tf_import import LazyImport
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ def evaluate(
             )
         except Exception as error:  # TensorFlow raises many types; any of them fails this batch only
             if len(batch) == 1:
-                result.failures[batch[0]] = _first_line(error)
+                result.failures[batch[0]] = describe(error)
                 log.debug("cannot evaluate %s: %s", batch[0], result.failures[batch[0]])
                 continue
             half = len(batch) // 2
@@ -275,14 +276,3 @@ def to_tensor_proto(value: Any, dtype: Any) -> TensorProto:
             proto.tensor_shape.dim.add(size=size)
         return proto
     return from_numpy(array, None if as_is else dtype)
-
-
-_NOISE = ("Graph execution error", "Detected at node", "Node:", "[[", "File ", "(most recent")
-
-
-def _first_line(error: Exception) -> str:
-    """TensorFlow's own reason, without the execution-report lines around it."""
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(_NOISE)]
-    return (useful or lines or [type(error).__name__])[0]

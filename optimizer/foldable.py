@@ -206,10 +206,29 @@ def input_node(text: str) -> str:
     return text.lstrip("^").split(":")[0]
 
 
+PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+"""Ops that call back into the Python process that built the graph (`tf.py_function`, `tf.numpy_function`): the
+function lives only there, so the graph cannot run anywhere else."""
+
+
 def outside_world_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
     """The ops that running `fetches` (`name:port`) of `graph_def` would execute, function bodies included, and
     that would read or write files, talk to the network or other processes, or run Python: verification refuses
     to run such a graph. Nodes the fetches do not need (a saver beside the model) never run and do not count."""
+    return sorted({node.op for node in _executed(graph_def, fetches) if _touches_outside_world(node)})
+
+
+def python_ops(graph_def: GraphDef, fetches: Sequence[str]) -> list[str]:
+    """The `PYTHON_OPS` that running `fetches` of `graph_def` would execute (function bodies included), each as
+    `Op 'node'` (the first node of that op found)."""
+    found: dict[str, str] = {}
+    for node in _executed(graph_def, fetches):
+        if node.op in PYTHON_OPS:
+            found.setdefault(node.op, node.name)
+    return [f"{op} {name!r}" for op, name in sorted(found.items())]
+
+
+def _executed(graph_def: GraphDef, fetches: Sequence[str]) -> list[NodeDef]:
+    """`executed_nodes` as one list: the graph's nodes, then those of the functions they call."""
     nodes, called = executed_nodes(graph_def, fetches)
-    executed = [*nodes, *(node for body in called.function for node in body.node_def)]
-    return sorted({node.op for node in executed if _touches_outside_world(node)})
+    return [*nodes, *(node for body in called.function for node in body.node_def)]

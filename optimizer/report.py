@@ -18,7 +18,7 @@ from rich.table import Table
 from optimizer.manager import RunReport
 from optimizer.tflite_report import TfliteFigures, baseline_notes, tflite_table
 from optimizer.variables import STATE_KINDS, VariableAccount
-from optimizer.verify import Verification
+from optimizer.verify import NOT_RUN, Verification
 
 
 @dataclass
@@ -155,11 +155,11 @@ def verification_table(verification: Verification) -> Table:
 
 
 def render_verification(verification: Verification | None, console: Console) -> None:
-    """Print the verification table, its notes and the verdict (or why it was skipped)."""
+    """Print the verification table, its notes and the verdict (or why nothing was compared)."""
     if verification is None:
         console.print("verification: skipped (--no-verify)")
-    elif verification.skipped:
-        console.print(f"verification: skipped: {verification.skipped}")
+    elif verification.status == NOT_RUN:
+        console.print(f"verification: not run: {verification.skipped or 'no output was compared'}", highlight=False)
     else:
         console.print(verification_table(verification))
         for note in verification.notes:

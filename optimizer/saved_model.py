@@ -18,7 +18,10 @@ Contract
 - The model's initializer (its init op and asset feeds, `optimizer.initializers.saved_model_init`) is attached
   as `graph.init`; variables it assigns (TF2 keeps each asset's path in one) take their value from it, not from
   the checkpoint.
-- Composite (sparse, ragged) signature tensors are refused with a message; nothing is executed to load the model.
+- Composite signature tensors (sparse, or any stored as one `composite_tensor` entry) are refused with a message;
+  nothing is executed to load the model. A `tf.RaggedTensorSpec` argument is not one: TensorFlow flattens it into
+  dense signature tensors (`x`, the values; `x_1`, the row splits), which load as plain inputs, and verification
+  feeds them valid row splits (`optimizer.ragged_inputs`).
 """
 
 from __future__ import annotations

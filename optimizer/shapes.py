@@ -29,6 +29,7 @@ from optimizer._tf import tensorflow
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import AttrValue, GraphDef, NodeDef
 from optimizer.tensor import element_count
+from optimizer.tf_errors import describe
 from optimizer.tf_import import LazyImport
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class StaticShapes:
         try:
             imported = LazyImport(graph_def)
         except Exception as error:  # any import failure: no shape is known, which only disables rewrites
-            log.debug("static shapes unknown: the graph does not import: %s", str(error).splitlines()[0])
+            log.debug("static shapes unknown: the graph does not import: %s", describe(error))
             return cls(graph, None)
         return cls(graph, imported)
 

@@ -29,7 +29,7 @@ from optimizer.patterns import const_value
 from optimizer.protos import AttrValue
 from optimizer.session import open_session
 from optimizer.tensor import const_attrs
-from optimizer.verify import _first_line  # TensorFlow's error text, read one way for all of its messages
+from optimizer.tf_errors import describe
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray,
         try:
             _run_init(session, graph, init)
         except Exception as error:
-            raise OptimizerError(f"the model's initializer fails: {_first_line(error)}") from error
+            raise OptimizerError(f"the model's initializer fails: {describe(error)}") from error
         exports = {}
         with session.graph.as_default():
             for node in tables:

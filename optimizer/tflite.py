@@ -32,6 +32,7 @@ from optimizer.initializers import ModelInit
 from optimizer.ir import Graph, Tensor
 from optimizer.protos import GraphDef
 from optimizer.random_ops import Seeding, is_random_op, unseedable_candidate
+from optimizer.tf_errors import describe
 from optimizer.variables import VariableValues
 from optimizer.verify import ATOL, RTOL, Tolerance, Verification, verify_runs
 
@@ -72,7 +73,9 @@ def _without_location(message: str) -> str:
 
 def first_meaningful_line(error: Exception) -> str:
     """The line of a converter error that says what went wrong: the first MLIR `error:` message (with the node it
-    names), else the first line that reads like an error, else the first line."""
+    names), else the first line that reads like an error, else TensorFlow's reason (`tf_errors.describe`)."""
+    if isinstance(error, tensorflow().errors.OpError):  # a run-time error: its first line is only a header
+        return describe(error, limit=600)
     text = re.sub(r"\s*Previous definition: goo\.gle/debug\w*", "", str(error))  # a link, not the message
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
@@ -89,7 +92,7 @@ def first_meaningful_line(error: Exception) -> str:
     for line in lines:
         if re.search(r"error:|Error|not supported|failed", line) and "Traceback" not in line:
             return line[:600]
-    return (lines[0] if lines else type(error).__name__)[:600]
+    return describe(error, limit=600)
 
 
 def _single_batch(function: Any) -> bool:

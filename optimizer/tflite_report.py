@@ -13,7 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from optimizer.tflite_baseline import Baseline
-from optimizer.verify import Verification
+from optimizer.verify import NOT_RUN, Verification
 
 
 @dataclass
@@ -45,8 +45,8 @@ def _size(count: int | None) -> str:
 def _verdict(verification: Verification | None) -> str:
     if verification is None:
         return "-"
-    if verification.skipped:
-        return f"skipped: {verification.skipped}"
+    if verification.status == NOT_RUN:
+        return f"not run: {verification.skipped or 'no output was compared'}"
     if verification.passed:
         random = ", ".join(verification.random_outputs)
         return "[green]yes[/green]" + (f" (not compared, random: {random})" if random else "")

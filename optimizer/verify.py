@@ -7,6 +7,9 @@ Contract
   unknown rank is fed a scalar (a flag or a size), with a note; a float input of unknown rank is not guessed (a
   wrong rank can crash TensorFlow's kernels): verification is skipped and says to give `--input-shape` or
   `--input-data`.
+- Inputs that are the row splits of a ragged tensor (`optimizer.ragged_inputs`: found from the ops that consume
+  them) are fed valid splits of what they split, not random integers. An input of a type no value can be made of
+  (a variant, a resource, a quantized type) is not guessed: verification is not run.
 - `samples` input sets are drawn (seeds `seed`, `seed + 1`, ...); each output's figures are the worst over them.
 - Numbers compare as `|actual - expected| <= atol + rtol * |expected|`, per output if `tolerances` names it;
   NaN equals NaN and an infinity equals only the same infinity; a NaN or infinity on one side only is called out
@@ -25,6 +28,9 @@ Contract
 - A model's initializer (`optimizer.initializers.ModelInit`: a SavedModel's init op with its asset feeds, or
   `init_all_tables`) runs once in each session before the outputs, after variables are restored, as TensorFlow's
   loader runs it: the original with `init`, the candidate with `candidate_init`.
+- The verdict (`Verification.status`) is `PASSED`, `FAILED` or `NOT_RUN`; a verification that compared nothing is
+  never a pass. Its `skipped` gives TensorFlow's own reason (`tf_errors.describe`: the failing node, its op, the
+  kernel's message) and, where inputs the user gives would let it run, `remedy` says which options to use.
 - If the *original* graph cannot run on the inputs, verification is skipped with the reason, not failed. When it
   uses ops this TensorFlow does not know (custom ops), it is not run at all; when TensorFlow refuses to import it
   for another reason, `invalid_original` says why (the CLI treats that as an input error).
@@ -46,9 +52,11 @@ from optimizer.foldable import outside_world_ops
 from optimizer.initializers import ModelInit
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
+from optimizer.ragged_inputs import make_row_splits, row_splits_inputs
 from optimizer.random_ops import Seeding, seed_alike, unseedable_candidate
 from optimizer.session import import_graph, open_session, run_graph, session_for
 from optimizer.state import state_writers
+from optimizer.tf_errors import describe
 
 __all__ = ["import_graph", "run_graph", "session_for"]  # re-exported: tests and tools run graphs from here
 from optimizer.variables import VariableValues
@@ -60,6 +68,11 @@ RTOL = 1e-4
 ATOL = 1e-5
 STATEFUL_CALLS = 2
 """How many times each graph runs on each input set when it writes state (see `verify_runs`)."""
+INPUTS_REMEDY = (
+    "give the inputs' values with --input-data NAME=FILE.npy, their shapes with --input-shape NAME:DIMS or their"
+    " interval with --input-range NAME=LOW,HIGH"
+)
+"""How to make runnable a verification that could not make or use its random inputs (`Verification.remedy`)."""
 MAX_FEED_BYTES = 256 * 2**20
 """Random inputs larger than this are not made: verification is skipped with the reason (absurd declared shapes)."""
 
@@ -109,11 +122,13 @@ class OutputCheck:
 
 @dataclass
 class Verification:
-    """The comparison of every output, or the reason it was skipped; `random_outputs` were not compared (they
-    depend on random ops that could not be seeded alike), and `random_seeded` random ops were seeded alike."""
+    """The comparison of every output, or the reason it was skipped (and, when the user can help, `remedy`);
+    `random_outputs` were not compared (they depend on random ops that could not be seeded alike), and
+    `random_seeded` random ops were seeded alike."""
 
     outputs: list[OutputCheck] = field(default_factory=list)
     skipped: str | None = None
+    remedy: str = ""
     invalid_original: str | None = None
     notes: list[str] = field(default_factory=list)
     seed: int = 0
@@ -178,14 +193,22 @@ def random_value(
     raise ValueError(f"cannot make random values of type {dtype.name}")
 
 
+def can_make(dtype: Any) -> bool:
+    """Whether `random_value` makes values of TF `dtype` (not variants, resources or quantized types)."""
+    dtype = tensorflow().as_dtype(dtype)
+    return bool(dtype.is_floating or dtype.is_complex or dtype.is_integer or dtype.is_bool or dtype.name == "string")
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """What random values an input takes: its name, TF dtype and the shape fed (dynamic dimensions as 1)."""
+    """What random values an input takes: its name, TF dtype and the shape fed (dynamic dimensions as 1); `dims`
+    is the static shape (None where dynamic)."""
 
     name: str
     dtype: Any
     shape: tuple[int, ...]
     note: str = ""
+    dims: tuple[int | None, ...] = ()
 
 
 def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec]:
@@ -194,6 +217,8 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
     specs = []
     for tensor in inputs:
         static = graph.get_tensor_by_name(str(tensor))
+        if not can_make(static.dtype.base_dtype):
+            raise ValueError(f"input {tensor} is a {static.dtype.base_dtype.name}, of which no value can be made up")
         if static.shape.rank is None:
             dtype = static.dtype.base_dtype
             if dtype.is_floating or dtype.is_complex:
@@ -206,7 +231,7 @@ def input_specs(graph_def: GraphDef, inputs: Sequence[Tensor]) -> list[InputSpec
         if size > MAX_FEED_BYTES:
             raise ValueError(f"input {tensor} of shape {list(shape)} would need {size / 2**20:.0f} MiB of random data")
         note = f"{tensor}: dynamic dimensions fed as 1 (shape {list(shape)})" if None in dims else ""
-        specs.append(InputSpec(str(tensor), static.dtype.base_dtype, shape, note))
+        specs.append(InputSpec(str(tensor), static.dtype.base_dtype, shape, note, tuple(dims)))
     return specs
 
 
@@ -335,10 +360,15 @@ def verify(
                     try:
                         variables.assign_all(session)
                     except Exception as error:
-                        raise CandidateError(f"its variables cannot be restored: {_first_line(error)}") from error
+                        raise CandidateError(
+                            f"its variables cannot be restored: {describe(error, candidate)}"
+                        ) from error
                 if candidate_init is not None:
                     candidate_init.run(session)
-            return list(sessions[0].run(fetches, feed_dict=feeds))
+            try:
+                return list(sessions[0].run(fetches, feed_dict=feeds))
+            except Exception as error:  # described here, where the candidate's graph names the failing node's op
+                raise RuntimeError(describe(error, candidate)) from error
 
         return verify_runs(
             seeding.original, run_candidate, "the optimized graph", inputs, outputs, seeding=seeding, **options
@@ -406,7 +436,7 @@ def verify_runs(
             wrapped |= init.session_nodes()
         session = open_session(original, wrapped)
     except Exception as error:
-        result.invalid_original = _first_line(error)
+        result.invalid_original = describe(error, original)
         result.skipped = f"the original graph does not import: {result.invalid_original}"
         return result
     checks: list[OutputCheck] | None = None
@@ -415,20 +445,25 @@ def verify_runs(
             try:
                 variables.assign_all(session)
             except Exception as error:
-                result.skipped = f"cannot restore the original graph's variables: {_first_line(error)}"
+                result.skipped = f"cannot restore the original graph's variables: {describe(error, original)}"
                 return result
         if init is not None:
             try:
                 init.run(session)
             except Exception as error:
-                result.skipped = f"the original graph's initializer does not run: {_first_line(error)}"
+                result.skipped = f"the original graph's initializer does not run: {describe(error, original)}"
                 return result
         try:
             specs = input_specs(original, missing)
         except Exception as error:
-            result.skipped = f"cannot make inputs for the original graph: {_first_line(error)}"
+            result.skipped = f"cannot make inputs for the original graph: {describe(error, original)}"
+            result.remedy = INPUTS_REMEDY
             return result
-        result.notes = [spec.note for spec in specs if spec.note] + _random_notes(seeding)
+        splits_of = row_splits_inputs(original, [str(tensor) for tensor in inputs])
+        lengths = {spec.name: spec.dims[0] if spec.dims else None for spec in specs}
+        result.notes = [spec.note for spec in specs if spec.note and spec.name not in splits_of]
+        result.notes += [f"{name}: row splits of {of}, made valid" for name, of in splits_of.items() if name in lengths]
+        result.notes += _random_notes(seeding)
         if not compared:
             result.skipped = f"every output is random: {seeding.reason}"
             return result
@@ -444,16 +479,18 @@ def verify_runs(
         result.calls = calls
         for sample, call in itertools.product(range(samples if missing else 1), range(calls)):
             sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
+            sample_feeds = make_row_splits(sample_feeds, splits_of, lengths, seed + sample, list(given))
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
                 when = f" (call {call + 1})" if call else ""
-                result.skipped = f"the original graph does not run on these inputs{when}: {_first_line(error)}"
+                result.skipped = f"the original graph does not run on these inputs{when}: {describe(error, original)}"
+                result.remedy = INPUTS_REMEDY
                 return result
             try:
                 actual = run_candidate(sample_feeds)
             except Exception as error:
-                message = f"{candidate_name} fails to run{f' (call {call + 1})' if call else ''}: {_first_line(error)}"
+                message = f"{candidate_name} fails to run{f' (call {call + 1})' if call else ''}: {describe(error)}"
                 result.outputs = [
                     OutputCheck(fetches[index], [], "", np.inf, np.inf, False, message) for index in compared
                 ]
@@ -500,8 +537,3 @@ def unknown_ops(graph_def: GraphDef) -> list[str]:
     ops = {node.op for node in graph_def.node}
     ops.update(node.op for function in graph_def.library.function for node in function.node_def)
     return sorted(op for op in ops if op not in functions and opinfo.op_def(op) is None)
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return text.strip().splitlines()[0]

@@ -4,12 +4,16 @@
     --input-data NAME=FILE.npy     a fixed input value
     --input-range NAME=LOW,HIGH    the interval random values of an input are drawn from
 
-Every malformed value raises an OptimizerError naming the option and the value.
+Every malformed value raises an OptimizerError naming the option and the value: a pair that is not two finite
+numbers, a negative tolerance, a range whose LOW exceeds HIGH, an unreadable `.npy`. Once the model is loaded,
+`check_against` refuses names that are not the graph's inputs (`--input-data`, `--input-range`) or outputs
+(`--tolerance`), and `--input-data` arrays whose shape or dtype the input cannot take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +38,8 @@ def _pair(option: str, text: str, value: str) -> tuple[float, float]:
         first, second = (float(part) for part in value.split(","))
     except ValueError as error:
         raise OptimizerError(f"{option} {text!r}: expected two numbers separated by a comma") from error
+    if not (math.isfinite(first) and math.isfinite(second)):
+        raise OptimizerError(f"{option} {text!r}: both numbers must be finite")
     return first, second
 
 
@@ -43,6 +49,8 @@ def parse_tolerances(items: Iterable[str]) -> dict[str, Tolerance]:
     for text in items:
         name, value = _split("--tolerance", text)
         rtol, atol = _pair("--tolerance", text, value)
+        if rtol < 0 or atol < 0:
+            raise OptimizerError(f"--tolerance {text!r}: tolerances must not be negative")
         tolerances[name] = Tolerance(rtol, atol)
     return tolerances
 
@@ -59,15 +67,22 @@ def parse_ranges(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def load_input_data(items: Iterable[str]) -> dict[str, np.ndarray]:
     """`NAME=FILE.npy` items -> {`node:port`: array}; never unpickles (a .npy of objects is refused)."""
     feeds = {}
     for text in items:
         name, path = _split("--input-data", text)
         try:
+            with open(path, "rb") as stream:
+                if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:  # else numpy calls it pickled data
+                    raise ValueError("not a .npy file (numpy.save writes one)")
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
-            raise OptimizerError(f"cannot read input data: {error}", path) from error
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise OptimizerError(f"--input-data {text!r}: cannot read {path}: {reason}") from error
     return feeds
 
 
@@ -83,6 +98,9 @@ def verify_keywords(
     """All verification settings as keyword arguments of `optimizer.verify.verify`."""
     if samples < 1:
         raise OptimizerError("--verify-samples must be at least 1")
+    for option, value in (("--rtol", rtol), ("--atol", atol)):
+        if not (math.isfinite(value) and value >= 0):
+            raise OptimizerError(f"{option} {value:g}: must be a finite number, not negative")
     return {
         "samples": samples,
         "seed": seed,
@@ -92,3 +110,51 @@ def verify_keywords(
         "feeds": load_input_data(input_data),
         "ranges": parse_ranges(input_ranges),
     }
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
+
+
+def _takes(dtype: Any, array: np.ndarray) -> bool:
+    """Whether an input of TF `dtype` can be fed `array` without changing the kind of its values."""
+    if dtype.is_bool:
+        return array.dtype.kind == "b"
+    if dtype.is_integer:
+        return array.dtype.kind in "iu"
+    if dtype.is_floating:
+        return array.dtype.kind in "iuf"
+    if dtype.is_complex:
+        return array.dtype.kind in "iufc"
+    if dtype.name == "string":
+        return array.dtype.kind in "SUO"
+    return True  # quantized, variant, resource: TensorFlow judges
+
+
+def check_against(
+    keywords: Mapping[str, Any],
+    inputs: Mapping[str, tuple[Sequence[int | None] | None, Any]],
+    outputs: Sequence[str],
+) -> None:
+    """Refuse verification settings that do not fit the loaded graph: `inputs` maps each input (`node:port`) to
+    its static shape (None: unknown rank) and TF dtype (None: unknown), `outputs` lists the outputs."""
+    known_inputs, known_outputs = ", ".join(inputs) or "none", ", ".join(outputs) or "none"
+    for option, names in (("--input-data", keywords["feeds"]), ("--input-range", keywords["ranges"])):
+        for name in names:
+            if name not in inputs:
+                raise OptimizerError(f"{option} {name}: not an input of the graph (its inputs: {known_inputs})")
+    for name in keywords["tolerances"]:
+        if name not in outputs:
+            raise OptimizerError(f"--tolerance {name}: not an output of the graph (its outputs: {known_outputs})")
+    for name, array in keywords["feeds"].items():
+        shape, dtype = inputs[name]
+        fits = shape is None or (
+            len(shape) == array.ndim and all(want in (None, got) for want, got in zip(shape, array.shape, strict=True))
+        )
+        if not fits:
+            raise OptimizerError(
+                f"--input-data {name}: an array of shape {_shape_text(array.shape)}, but input {name} has shape "
+                f"{_shape_text(shape or ())}"
+            )
+        if dtype is not None and not _takes(dtype, array):
+            raise OptimizerError(f"--input-data {name}: an array of {array.dtype}, but input {name} is {dtype.name}")

@@ -6,7 +6,7 @@ Each case is written to a file and run through `optimize CASE -o OUT` (default p
 worker process that handles cases one after another; a worker that dies (a crash in native code) or stops answering
 (a hang) is replaced, and the case is counted as such. Outcomes:
 - `clean error`: exit 2 with one line on stderr naming the file;
-- `correct`: exit 0 with verification passed or skipped for a stated reason;
+- `correct`: exit 0 with verification passed; `not verified`: exit 4, written, with one line on stderr saying why;
 - `wrong result` (exit 1), `internal error` (exit 3), `traceback`, `crash`, `hang`, `messy error`: bugs.
 The exit code is 0 only when no case is a bug.
 """
@@ -35,7 +35,10 @@ def _classify(path: str, code: int, out: str, err: str) -> str:
     if code == 2:
         return "clean error" if err.count("\n") == 1 and path in err else "messy error"
     if code == 0:
-        return "correct" if ("outputs match" in out or "verification: skipped" in out) else "messy error"
+        return "correct" if "outputs match" in out else "messy error"
+    if code == 4:  # written, not verified: one line says why
+        clean = err.count("\n") == 1 and err.startswith("optimize: warning:") and "verification: not run" in out
+        return "not verified" if clean else "messy error"
     return {1: "wrong result", 3: "internal error"}.get(code, "traceback")
 
 

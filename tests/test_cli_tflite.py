@@ -45,7 +45,7 @@ def test_a_training_graph_tensorflow_alone_rejects_is_written_as_tflite_and_veri
     data = json.loads(report.read_text())
     assert data["run"]["pipeline"] == TFLITE_PIPELINE
     assert data["bytes_after"] == data["tflite"]["bytes"] == out.stat().st_size
-    assert data["tflite"]["operators"] > 0 and data["verification"]["passed"]
+    assert data["tflite"]["operators"] > 0 and data["verification"]["status"] == "passed"
     alone = data["tflite"]["tensorflow_alone"]
     assert alone["bytes"] is None and "float_ref" in alone["error"]
     assert alone["how"].startswith("convert_variables_to_constants")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,25 +114,66 @@ def test_per_output_tolerance_input_data_and_json_report(models: Path, capsys: p
     assert compare(models, "nudged.pb", *args) == 1
     loose = ["--tolerance", "logits=0,1e-2", "--tolerance", "probabilities:0=0,1e-2"]
     assert compare(models, "nudged.pb", *args, *loose) == 0
-    assert '"passed": true' in report.read_text()
+    data = json.loads(report.read_text())
+    assert (data["status"], data["passed"]) == ("passed", True)
     capsys.readouterr()
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--tolerance", "logits=1e-3"], "expected two numbers"),
-        (["--input-range", "x=5,1"], "LOW must not exceed HIGH"),
-        (["--input-data", "x=/nonexistent.npy"], "/nonexistent.npy: cannot read input data"),
+        (["--tolerance", "logits=1e-3"], "--tolerance 'logits=1e-3': expected two numbers separated by a comma"),
+        (["--input-range", "x=5,1"], "--input-range 'x=5,1': LOW must not exceed HIGH"),
+        (["--input-range", "x=inf,1"], "--input-range 'x=inf,1': both numbers must be finite"),
+        (["--input-range", "x=0,nan"], "--input-range 'x=0,nan': both numbers must be finite"),
+        (["--tolerance", "logits=-1,0"], "--tolerance 'logits=-1,0': tolerances must not be negative"),
+        (["--atol", "-1e-3"], "--atol -0.001: must be a finite number, not negative"),
+        (
+            ["--input-data", "x=/nonexistent.npy"],
+            "--input-data 'x=/nonexistent.npy': cannot read /nonexistent.npy: No such file or directory",
+        ),
+        (
+            ["--input-data", "x={models}/garbage.npy"],
+            "--input-data 'x={models}/garbage.npy': cannot read {models}/garbage.npy: not a .npy file (numpy.save"
+            " writes one)",
+        ),
+        (
+            ["--input-data", "x={models}/objects.npy"],
+            "--input-data 'x={models}/objects.npy': cannot read {models}/objects.npy: Object arrays cannot be loaded"
+            " when allow_pickle=False",
+        ),
+        (
+            ["--input-data", "logits={models}/x.npy"],
+            "--input-data logits:0: not an input of the graph (its inputs: x:0)",
+        ),
+        (
+            ["--input-data", "x={models}/x5.npy"],
+            "--input-data x:0: an array of shape [2, 5], but input x:0 has shape [?, 4]",
+        ),
+        (["--input-data", "x={models}/xb.npy"], "--input-data x:0: an array of bool, but input x:0 is float32"),
+        (["--input-range", "y=0,1"], "--input-range y:0: not an input of the graph (its inputs: x:0)"),
+        (
+            ["--tolerance", "x=0,1"],
+            "--tolerance x:0: not an output of the graph (its outputs: logits:0, probabilities:0)",
+        ),
         (["--verify-samples", "0"], "--verify-samples must be at least 1"),
     ],
 )
-def test_bad_verification_options_exit_2(
+def test_bad_verification_options_exit_2_with_one_line(
     models: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
+    np.save(models / "x.npy", np.ones((2, 4), np.float32))
+    np.save(models / "x5.npy", np.ones((2, 5), np.float32))
+    np.save(models / "xb.npy", np.ones((2, 4), bool))
+    (models / "garbage.npy").write_bytes(b"not numpy")
+    np.save(models / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     capsys.readouterr()
+    args = [arg.format(models=models) for arg in args]
     assert compare(models, "equivalent.pb", *args) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"optimize: error: {message.format(models=models)}\n"
+    assert main([str(models / "original.pb"), "-o", str(models / "out.pb"), *args]) == 2
+    assert capsys.readouterr().err == err and not (models / "out.pb").exists()
 
 
 def test_compare_needs_two_models_with_the_original_interface(models: Path, capsys: pytest.CaptureFixture[str]) -> None:

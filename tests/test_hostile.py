@@ -25,12 +25,15 @@ def test_hostile_model_gets_a_clean_error_or_a_verified_result(
     model.write_bytes(data)
     code = main([str(model), "-o", str(tmp_path / "out.pb")])
     out, err = capsys.readouterr()
-    assert code in (0, 2), (kind, code, err)
+    assert code in (0, 2, 4), (kind, code, err)
     if code == 2:
         assert err.count("\n") == 1 and str(model) in err, err
         assert not (tmp_path / "out.pb").exists()
+    elif code == 4:  # written, not verified: one line says why
+        assert err.count("\n") == 1 and err.startswith("optimize: warning:"), err
+        assert "verification: not run: " in out and (tmp_path / "out.pb").exists()
     else:
-        assert "verification: outputs match" in out or "verification: skipped" in out
+        assert "verification: outputs match" in out and err == ""
     assert model.read_bytes() == data
 
 
@@ -56,8 +59,13 @@ def test_custom_ops_are_kept_and_not_run(tmp_path: Path, capsys: pytest.CaptureF
         'node { name: "y" op: "MyCustomOp" input: "i" }\n'
     )
     out = tmp_path / "out.pbtxt"
-    assert main([str(model), "-o", str(out), "--outputs", "y"]) == 0
-    assert "ops this TensorFlow does not know (MyCustomOp)" in capsys.readouterr().out
+    assert main([str(model), "-o", str(out), "--outputs", "y"]) == 4
+    out_text, err = capsys.readouterr()
+    assert "verification: not run: the graph uses ops this TensorFlow does not know (MyCustomOp)" in out_text
+    assert err == (
+        f"optimize: warning: {out} written but not verified: the graph uses ops this TensorFlow does not know"
+        " (MyCustomOp), so it is not run; --no-verify skips the check\n"
+    )
     assert [node.op for node in read_graph_def(out).node] == ["Placeholder", "MyCustomOp"]
 
 

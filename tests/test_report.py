@@ -9,6 +9,7 @@ from rich.console import Console
 from optimizer.manager import RunReport
 from optimizer.report import OptimizeReport, render
 from optimizer.variables import Tally, VariableAccount
+from optimizer.verify import OutputCheck, Verification
 
 
 def _report(variables: VariableAccount | None) -> OptimizeReport:
@@ -62,3 +63,21 @@ def test_the_variables_table_says_what_was_frozen_and_what_was_not_carried_over(
 def test_without_variable_values_there_is_no_variables_table() -> None:
     assert "Variables" not in _printed(_report(None))
     assert _report(None).to_dict()["variables"] is None
+
+
+def test_the_verdict_line_says_passed_failed_not_run_or_turned_off() -> None:
+    report = _report(None)
+    assert "verification: skipped (--no-verify)" in _printed(report)
+    report.verification = Verification(skipped="the graph declares no outputs", remedy="give --outputs")
+    assert "verification: not run: the graph declares no outputs" in _printed(report)
+    data = json.loads(json.dumps(report.to_dict(), default=float))["verification"]
+    assert (data["status"], data["passed"], data["remedy"]) == ("not run", False, "give --outputs")
+    report.verification = Verification()  # nothing skipped, yet nothing compared: not a pass either
+    assert "verification: not run: no output was compared" in _printed(report)
+    assert report.to_dict()["verification"]["status"] == "not run"
+    report.verification = Verification(outputs=[OutputCheck("y:0", [2], "float32", 0.5, 0.5, False)])
+    assert "verification: outputs differ" in _printed(report)
+    assert report.to_dict()["verification"]["status"] == "failed"
+    report.verification = Verification(outputs=[OutputCheck("y:0", [2], "float32", 0.0, 0.0, True)])
+    assert "verification: outputs match" in _printed(report)
+    assert report.to_dict()["verification"]["status"] == "passed"

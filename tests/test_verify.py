@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from optimizer import Tensor
+from optimizer._tf import tensorflow
 from optimizer.verify import FAILED, NOT_RUN, PASSED, Tolerance, compare, random_feeds, verify
 from tests.builder import graph_def_of
 
@@ -44,10 +45,10 @@ def test_random_feeds_follow_dtype_and_static_shape_with_a_note_for_dynamic_dims
 def test_verify_passes_equal_graphs_and_names_the_output_that_differs() -> None:
     original = graph_def_of(ADD)
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
-    assert verify(original, original, inputs, outputs).passed
+    assert verify(original, original, inputs, outputs).status == PASSED
     broken = graph_def_of(ADD.replace("AddV2", "Sub"))
     result = verify(original, broken, inputs, outputs)
-    assert not result.passed and [check.name for check in result.outputs if not check.passed] == ["y:0"]
+    assert result.status == FAILED and [check.name for check in result.outputs if not check.passed] == ["y:0"]
 
 
 def test_a_candidate_that_does_not_run_fails_and_an_original_that_does_not_run_skips() -> None:
@@ -55,21 +56,16 @@ def test_a_candidate_that_does_not_run_fails_and_an_original_that_does_not_run_s
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
     broken = graph_def_of(ADD.replace("AddV2", "NoSuchOp"))
     failed = verify(original, broken, inputs, outputs)
-    assert (
-        failed.status == FAILED
-        and "the optimized graph fails to run: Op type not registered 'NoSuchOp'" in failed.outputs[0].note
-    )
+    assert failed.status == FAILED
+    assert "the optimized graph fails to run: Op type not registered 'NoSuchOp'" in failed.outputs[0].note
     custom = verify(broken, original, inputs, outputs)
-    assert (
-        custom.status == NOT_RUN
-        and not custom.passed
-        and custom.skipped == "the graph uses ops this TensorFlow does not know (NoSuchOp), so it is not run"
-    )
+    assert custom.status == NOT_RUN and not custom.passed and not custom.failed
+    assert custom.skipped == "the graph uses ops this TensorFlow does not know (NoSuchOp), so it is not run"
     assert custom.invalid_original is None
     miswired = graph_def_of(ADD.replace("y = AddV2(x, c,", "y = AddV2(x,"))
     invalid = verify(miswired, original, inputs, outputs)
     assert invalid.status == NOT_RUN and invalid.invalid_original
-    assert "the original graph does not import" in str(invalid.skipped)
+    assert invalid.skipped == f"the original graph does not import: {invalid.invalid_original}"
 
 
 def test_figures_count_failures_and_give_the_tolerance_that_would_pass() -> None:
@@ -92,8 +88,8 @@ def test_per_output_tolerances_ranges_given_feeds_and_samples() -> None:
     original = graph_def_of(ADD)
     inputs, outputs = [Tensor("x"), Tensor("c")], [Tensor("y")]
     relu = graph_def_of(ADD.replace("y = AddV2(x, c", "r = Relu(x, T=DT_FLOAT)\ny = AddV2(r, c"))
-    lucky = next(seed for seed in range(20) if verify(original, relu, inputs, outputs, seed=seed).passed)
-    assert not verify(original, relu, inputs, outputs, seed=lucky, samples=8).passed
+    lucky = next(seed for seed in range(20) if verify(original, relu, inputs, outputs, seed=seed).status == PASSED)
+    assert verify(original, relu, inputs, outputs, seed=lucky, samples=8).status == FAILED
     nudged = graph_def_of(ADD)
     nudged.node.add(name="eps", op="Const").attr["dtype"].type = 1
     nudged.node[-1].attr["value"].tensor.dtype = 1
@@ -101,10 +97,10 @@ def test_per_output_tolerances_ranges_given_feeds_and_samples() -> None:
     nudged.node[2].name = "y0"
     nudged.node.add(name="y", op="AddV2", input=["y0", "eps"]).attr["T"].type = 1
     strict = verify(original, nudged, inputs, outputs, samples=2)
-    assert not strict.passed and strict.failing_feeds is not None
+    assert strict.status == FAILED and strict.failing_feeds is not None
     assert strict.outputs[0].failing == strict.outputs[0].elements
     loose = verify(original, nudged, inputs, outputs, tolerances={"y": Tolerance(rtol=0.0, atol=2e-3)})
-    assert loose.passed
+    assert loose.status == PASSED
     feeds = {"x:0": np.full(3, 5.0, np.float32)}
     ranged = verify(original, original, inputs, outputs, feeds=feeds, ranges={"c": (10.0, 11.0)})
     assert ranged.status == PASSED and ranged.failing_feeds is None
@@ -119,8 +115,33 @@ def test_ranges_bound_random_values() -> None:
 def test_a_float_input_of_unknown_rank_is_not_guessed() -> None:
     graph_def = graph_def_of("x = Placeholder(dtype=DT_FLOAT)\ny = Relu(x, T=DT_FLOAT)")
     result = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")])
-    assert result.skipped == (
+    assert result.status == NOT_RUN and result.skipped == (
         "cannot make inputs for the original graph: input x:0 has unknown rank: give --input-shape or --input-data"
         " to verify"
     )
-    assert verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")], feeds={"x:0": np.ones(3, np.float32)}).passed
+    given = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")], feeds={"x:0": np.ones(3, np.float32)})
+    assert given.status == PASSED
+
+
+def test_a_candidate_failing_inside_names_the_node_and_its_op_and_an_original_failing_is_not_run() -> None:
+    tf = tensorflow()
+    inputs, outputs = [Tensor("x")], [Tensor("y")]
+    original = graph_def_of("x = Placeholder(dtype=DT_FLOAT, shape=[-1])\ny = Relu(x, T=DT_FLOAT)")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        tf.nn.relu(tf.reshape(x, [5, 5], name="r"), name="y")
+    candidate = graph.as_graph_def()
+    feeds = {"x:0": np.ones(12, np.float32)}
+    failed = verify(original, candidate, inputs, outputs, feeds=feeds)
+    assert failed.status == FAILED
+    assert failed.outputs[0].note == (
+        "the optimized graph fails to run: node 'r' (Reshape): Input to reshape is a tensor with 12 values, but the"
+        " requested shape has 25"
+    )
+    not_run = verify(candidate, original, inputs, outputs, feeds=feeds)
+    assert not_run.status == NOT_RUN and not_run.remedy
+    assert not_run.skipped == (
+        "the original graph does not run on these inputs: node 'r' (Reshape): Input to reshape is a tensor with 12"
+        " values, but the requested shape has 25"
+    )
