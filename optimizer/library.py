@@ -21,7 +21,7 @@ Contract
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from optimizer import opinfo
@@ -214,16 +214,25 @@ def function_closure(library: FunctionDefLibrary, names: Iterable[str]) -> set[s
     """`names` (those `library` has) and every function they call, transitively, with their registered gradients."""
     by_name = {function.signature.name: function for function in library.function}
     gradients = {gradient.function_name: gradient.gradient_func for gradient in library.gradient}
-    stack = list(names)
+
+    def calls(name: str) -> list[str]:
+        called = [called for inner in by_name[name].node_def for called in called_functions(inner, by_name)]
+        return called + ([gradients[name]] if name in gradients else [])
+
+    return closure(names, by_name, calls)
+
+
+def closure(seeds: Iterable[str], known: Collection[str], successors: Callable[[str], Iterable[str]]) -> set[str]:
+    """The `seeds` that are `known` and every known name `successors` reaches from them, walked iteratively (a
+    deep chain does not recurse)."""
+    stack = list(seeds)
     seen: set[str] = set()
     while stack:
         name = stack.pop()
-        if name in seen or name not in by_name:
+        if name in seen or name not in known:
             continue
         seen.add(name)
-        stack.extend(called for inner in by_name[name].node_def for called in called_functions(inner, by_name))
-        if name in gradients:
-            stack.append(gradients[name])
+        stack.extend(successors(name))
     return seen
 
 
@@ -244,14 +253,11 @@ def executed_nodes(graph_def: GraphDef, fetches: Iterable[str]) -> tuple[list[No
     and control edges, and the library functions those nodes call (transitively). A saver beside the model is not
     in it."""
     nodes = {node.name: node for node in graph_def.node}
-    stack = [name.split(":")[0] for name in fetches]
-    reached: set[str] = set()
-    while stack:
-        name = stack.pop()
-        if name in reached or name not in nodes:
-            continue
-        reached.add(name)
-        stack.extend(text.lstrip("^").split(":")[0] for text in nodes[name].input)
+    reached = closure(
+        (name.split(":")[0] for name in fetches),
+        nodes,
+        lambda name: (text.lstrip("^").split(":")[0] for text in nodes[name].input),
+    )
     executed = [node for name, node in nodes.items() if name in reached]
     return executed, referenced_library(executed, graph_def.library)
 

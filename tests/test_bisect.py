@@ -16,14 +16,17 @@ from optimizer.protos import AttrValue
 from optimizer.registry import unregister_pass
 
 
-def chain_of_adds() -> Graph:
-    """y = ((((x + 1) + 2) + 3) + 4) + 5, with identities between."""
+def chain_of_adds(random: bool = False) -> Graph:
+    """y = ((((x + 1) + 2) + 3) + 4) + 5, with identities between; `random`: y = dropout(that) + normal noise,
+    both unseeded (a fresh draw in every session)."""
     tf = tensorflow()
     graph = tf.Graph()
     with graph.as_default():
         value = tf.compat.v1.placeholder(tf.float32, [4], name="x")
         for step in range(1, 6):
             value = tf.identity(tf.add(value, float(step), name=f"add{step}"), name=f"id{step}")
+        if random:
+            value = tf.compat.v1.nn.dropout(value, rate=0.5) + tf.random.normal([4])
         tf.identity(value, name="y")
     return Graph.from_graph_def(graph.as_graph_def(), [Tensor("x")], [Tensor("y")])
 
@@ -69,16 +72,7 @@ def test_bisect_finds_nothing_in_a_sound_pipeline() -> None:
 
 
 def test_bisect_blames_the_planted_pass_not_the_first_one_when_outputs_are_random(planted: None) -> None:
-    tf = tensorflow()
-    graph = tf.Graph()
-    with graph.as_default():
-        value = tf.compat.v1.placeholder(tf.float32, [4], name="x")
-        for step in range(1, 6):
-            value = tf.identity(tf.add(value, float(step), name=f"add{step}"), name=f"id{step}")
-        noise = tf.random.normal([4])  # unseeded: a fresh draw in every session
-        tf.identity(tf.compat.v1.nn.dropout(value, rate=0.5) + noise, name="y")
-    random = Graph.from_graph_def(graph.as_graph_def(), [Tensor("x")], [Tensor("y")])
-    result = bisect(random, "identity,planted,prune")
+    result = bisect(chain_of_adds(random=True), "identity,planted,prune")
     assert result.found and result.culprit == "planted" and result.rewrite == 3
     assert result.steps_run == ["identity", "planted"]
     assert result.verification is not None and result.verification.random_seeded == 2
