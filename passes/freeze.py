@@ -20,12 +20,13 @@ Contract
     `Identity`/`IdentityN`/`Switch`/`Merge`/`Enter`/`Exit`/`NextIteration` of a resource -> the same op of the value;
   - `IsVariableInitialized`/`VarIsInitializedOp` -> `Const` true;
   - updates (`Assign*`, `Apply*`, `ResourceApply*`, `Scatter*`, `AssignVariableOp`, ... any op writing a ref or
-    resource) are removed, unless the outputs see what one wrote: an output reads its result, or a use of the same
-    variable comes after it through data or control edges (in the graph or in a function the outputs call: a
-    counter that is incremented and returned, a streaming metric, a training step). That is refused, naming the
-    variable, the update and the reader: a constant would give every call the first call's result. (A batch-norm
-    update in the training branch of a cond, whose outputs use the batch's statistics, is removed: no use of the
-    moving average comes after it in the same run);
+    resource) are removed, unless the outputs see what one wrote: an output reads its result, a use of the same
+    variable comes after it through data or control edges, or the same run reads the variable into an output's
+    value (a counter incremented and returned, a seed generator's state read then advanced, a streaming metric, a
+    training step), in the graph or in a function the outputs call. That is refused, naming the variable, the
+    update and the reader: a constant would give every call the first call's result. Reads in the other branch of
+    a v1 cond than the update's do not count: a batch-norm update in the training branch, whose outputs use the
+    batch's statistics, is removed although the inference branch reads the moving average;
   - control edges from removed reads and updates go with them: they ordered accesses to a variable that no longer
     exists (this is what TensorFlow 2's automatic control dependencies add to every function). A node that waited
     on one and reads no data waits instead for what the access waited for and read (through an `Identity` anchor
@@ -144,7 +145,13 @@ class _Scope:
     emptied: set[str] = field(default_factory=set)
     function: str = ""  # the function this scope is the body of ("" for the top-level graph)
     uses: dict[str, set[str]] = field(default_factory=dict)  # variable -> the nodes that use it
+    branches: dict[str, frozenset[tuple[Tensor, int]]] = field(default_factory=dict)  # see `_branch`
     updates: list[tuple[str, str]] = field(default_factory=list)  # (update node, variable), see `_settle_updates`
+
+
+def _exclusive(first: frozenset[tuple[Tensor, int]], second: frozenset[tuple[Tensor, int]]) -> bool:
+    """Whether two sets of (predicate, `Switch` port) branches cannot be taken in one run."""
+    return any(pred == other and port != other_port for pred, port in first for other, other_port in second)
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,7 @@ class _Freezer:
                 for use in scope.graph.uses(tensor):
                     if use.node in scope.graph:
                         scope.uses.setdefault(origin, set()).add(use.node)
+                        scope.branches.setdefault(use.node, self._branch(scope, tensor))
                         queue.extend(self._rewrite_use(scope, use.node, use.index, tensor, spec, origin))
             if scope.calls:
                 call = next(iter(scope.calls))
@@ -408,25 +416,66 @@ class _Freezer:
         scope.updates.append((name, origin))
         return []
 
+    @staticmethod
+    def _branch(scope: _Scope, tensor: Tensor) -> frozenset[tuple[Tensor, int]]:
+        """The v1 cond branches a variable took to reach a consumer of `tensor`: (predicate, `Switch` port) for each
+        `Switch` on its way; a run that takes one port of a predicate does not take the other."""
+        taken = scope.branches.get(tensor.node, frozenset())
+        if scope.graph.op(tensor.node) in SWITCH_LIKE:
+            taken = taken | {(scope.graph.inputs_of(tensor.node)[1], tensor.port)}
+        return taken
+
+    @staticmethod
+    def _feeds_outputs_beside(
+        graph: Graph, start: str, branch: frozenset[tuple[Tensor, int]], outputs: set[str]
+    ) -> bool:
+        """Whether the value of `start` reaches an output through data edges in a run that also takes `branch`
+        (the walk does not leave a `Switch` by a port that `branch` excludes)."""
+        stack, seen = [start], set()
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in outputs:
+                return True
+            predicate = graph.inputs_of(name)[1] if graph.op(name) in SWITCH_LIKE else None
+            for port, use in graph.data_consumers(name):
+                if predicate is None or not _exclusive(branch, frozenset({(predicate, port)})):
+                    stack.append(use.node)
+        return False
+
     def _settle_updates(self, scope: _Scope) -> None:
-        """Remove the updates set aside, unless the outputs see what one wrote: an output reads its result, or a
-        use of the same variable comes after it (through data or control edges). Such a variable cannot become a
-        constant: the graph would give every call the first call's result (a counter, a streaming metric)."""
+        """Remove the updates set aside, unless the outputs see what one wrote: an output reads its result, a use
+        of the same variable comes after it (through data or control edges), or the same run reads the variable
+        into an output's value in a branch the update does not exclude (a read, then an increment: the next call
+        reads another value). Such a variable cannot become a constant: the graph would give every call the first
+        call's result (a counter, a seed generator's state, a streaming metric)."""
         graph = scope.graph
         updates = [(name, origin) for name, origin in scope.updates if name in graph]
         written = {name for name, _ in updates}
+        outputs = {tensor.node for tensor in graph.outputs}
         for name, origin in updates:
-            later = graph.reachable([name]) - written
-            seen = sorted(later & scope.uses.get(origin, set()))
+            uses = {use for use in scope.uses.get(origin, set()) if use in graph} - written
+            later = sorted(graph.reachable([name]) & uses)
+            branch = scope.branches.get(name, frozenset())
+            read = [
+                use
+                for use in sorted(uses)
+                if not _exclusive(branch, scope.branches.get(use, frozenset()))
+                and self._feeds_outputs_beside(graph, use, branch, outputs)
+            ]
+            seen = later or read
             if graph.data_consumers(name) or graph.is_protected(name) or seen:
                 reader = next((use.node for _, use in graph.data_consumers(name)), None) or (seen or [name])[0]
                 where = f" in function {scope.function!r}" if scope.function else ""
                 values = self.graph.variables
                 key = values.key(origin) if values is not None and origin in values else origin
                 known = f"{origin!r}" if key == origin else f"{origin!r} ({key})"
+                when = "afterwards" if not seen or later else "in the same run"
                 raise OptimizerError(
                     f"freeze: the graph writes variable {known} with {graph.op(name)} {name!r}{where} and "
-                    f"{reader!r} reads it afterwards, so a constant would give every call the first call's "
+                    f"{reader!r} reads it {when}, so a constant would give every call the first call's "
                     "result; declare --outputs that do not depend on the update, or keep the variable: run --passes "
                     "without freeze"
                 )

@@ -30,7 +30,8 @@ KINDS = ("tf2_saved_model", "tf1_saved_model", "meta_graph", "graph_def+checkpoi
 @pytest.fixture(scope="module")
 def counter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TF2 SavedModel (tf.Module): `serving_default` computes x @ w + b; `incr_counter` adds 1 to a counter and
-    returns it (TF Serving's `saved_model_half_plus_two_counter`)."""
+    returns it (TF Serving's `saved_model_half_plus_two_counter`); `noisy` draws noise seeded by a state it then
+    advances (Keras 3 dropout in training mode)."""
     import tensorflow as tf
 
     class Counter(tf.Module):
@@ -39,6 +40,7 @@ def counter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             self.w = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
             self.b = tf.Variable([0.5, 1.0, 2.0])
             self.counter = tf.Variable(0.0)
+            self.state = tf.Variable(tf.constant(7, tf.int64))
 
         @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
         def predict(self, x: Any) -> dict[str, Any]:
@@ -49,11 +51,18 @@ def counter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             self.counter.assign_add(1.0)
             return {"count": self.counter.read_value()}
 
+        @tf.function(input_signature=[tf.TensorSpec([2, 4], tf.float32)])
+        def noisy(self, x: Any) -> dict[str, Any]:
+            """A Keras 3 SeedGenerator: read the state into a stateless draw's seed, then advance it."""
+            state = self.state.read_value()
+            noise = tf.random.stateless_uniform([2, 4], seed=tf.stack([state, tf.constant(0, tf.int64)]))
+            self.state.assign_add(tf.constant(1, tf.int64))
+            return {"y": x + noise}
+
     module = Counter()
     folder = tmp_path_factory.mktemp("counter") / "saved_model"
-    tf.saved_model.save(
-        module, str(folder), signatures={"serving_default": module.predict, "incr_counter": module.incr}
-    )
+    signatures = {"serving_default": module.predict, "incr_counter": module.incr, "noisy": module.noisy}
+    tf.saved_model.save(module, str(folder), signatures=signatures)
     return folder
 
 
@@ -107,7 +116,7 @@ def test_a_signature_that_updates_and_returns_a_variable_is_not_frozen(
     code, stdout, stderr = run(capsys, counter_model, "--signature", "incr_counter", "-o", out)
     assert code == 2 and stdout == "" and not out.exists()
     assert stderr.count("\n") == 1 and stderr.startswith("optimize: error: pass 'freeze' failed")
-    assert "writes variable 'Variable' (counter/.ATTRIBUTES/VARIABLE_VALUE) with AssignAddVariableOp" in stderr
+    assert "(counter/.ATTRIBUTES/VARIABLE_VALUE) with AssignAddVariableOp" in stderr
     assert "declare --outputs that do not depend on the update, or keep the variable" in stderr
 
 
@@ -144,3 +153,16 @@ def test_a_candidate_that_lost_the_update_fails_on_the_second_call(
     (check,) = data["outputs"]
     assert check["failing"] == 1 and check["elements"] == 2 and check["max_abs_error"] == 1.0
     assert check["note"] == "differs from call 2 on"
+
+
+def test_a_state_read_then_advanced_is_not_frozen_and_verifies_call_by_call_when_kept(
+    counter_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out, report = tmp_path / "out.pb", tmp_path / "report.json"
+    code, _, stderr = run(capsys, counter_model, "--signature", "noisy", "-o", out)
+    assert code == 2 and not out.exists() and stderr.count("\n") == 1
+    assert "(state/.ATTRIBUTES/VARIABLE_VALUE) with AssignAddVariableOp" in stderr
+    assert "reads it in the same run, so a constant would give every call the first call's result" in stderr
+    code, _, _ = run(capsys, counter_model, "--signature", "noisy", "-o", out, "--passes", "", "--report-json", report)
+    verification = json.loads(report.read_text())["verification"]
+    assert (code, verification["status"], verification["calls"]) == (0, "passed", 2)
