@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from optimizer.protos import GraphDef, NodeDef
+from optimizer.protos import FunctionDef, GraphDef, NodeDef
 
 Mutation = Callable[[GraphDef, np.random.Generator], None]
 
@@ -160,3 +160,123 @@ def hostile_cases(seeds: list[GraphDef], rng: np.random.Generator, count: int) -
             yield kind, mutate_bytes(kind, seed.SerializeToString(), other, rng)
         else:
             yield kind, mutate_structure(kind, seed, rng)
+
+
+# ----- function libraries: recursion, deep call chains, fan-out call trees -------------------------------------
+
+_FLOAT = 1  # DT_FLOAT
+
+
+def _argument(function: FunctionDef, name: str) -> None:
+    function.signature.input_arg.add(name=name, type=_FLOAT)
+
+
+def _call(function: FunctionDef, name: str, callee: str, source: str, how: str = "PartitionedCall") -> str:
+    """Add to `function` a node calling `callee` on `source` (`how`: a call op, `op` for the function as its op,
+    or a functional op `If`/`While`/`Case` whose branch or body is `callee`); return its output's spelling."""
+    node = function.node_def.add(name=name)
+    if how == "op":
+        node.op = callee
+        node.input.append(source)
+        return f"{name}:y:0"
+    node.op = how
+    if how == "If":
+        node.input.extend(["cond", source])  # `cond` is a bool argument the caller adds
+        node.attr["then_branch"].func.name = callee
+        node.attr["else_branch"].func.name = callee
+        node.attr["Tcond"].type = 10
+    elif how == "While":
+        node.input.append(source)
+        node.attr["body"].func.name = callee
+        node.attr["cond"].func.name = callee
+        node.attr["T"].list.type.append(_FLOAT)
+    elif how == "Case":
+        node.input.extend(["index", source])
+        node.attr["branches"].list.func.add(name=callee)
+        node.attr["branches"].list.func.add(name=callee)
+    else:
+        node.input.append(source)
+        node.attr["f"].func.name = callee
+    if how != "While":
+        node.attr["Tin"].list.type.append(_FLOAT)
+        node.attr["Tout"].list.type.append(_FLOAT)
+    return f"{name}:output:0"
+
+
+def _function(library: GraphDef, name: str) -> FunctionDef:
+    function = library.library.function.add()
+    function.signature.name = name
+    _argument(function, "x")
+    function.signature.output_arg.add(name="y", type=_FLOAT)
+    return function
+
+
+def _negate_returning(function: FunctionDef, source: str) -> None:
+    """End `function` with `y = Neg(source)`: a body that computes something."""
+    node = function.node_def.add(name="neg", op="Neg")
+    node.input.append(source)
+    node.attr["T"].type = _FLOAT
+    function.ret["y"] = "neg:y:0"
+
+
+def _caller(library: GraphDef, callee: str) -> GraphDef:
+    """The top-level graph: `x` (a float placeholder) -> `out`, a PartitionedCall of `callee`."""
+    x = library.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = _FLOAT
+    x.attr["shape"].shape.dim.add(size=2)
+    call = library.node.add(name="out", op="PartitionedCall")
+    call.input.append("x")
+    call.attr["f"].func.name = callee
+    call.attr["Tin"].list.type.append(_FLOAT)
+    call.attr["Tout"].list.type.append(_FLOAT)
+    return library
+
+
+RECURSION_KINDS = ("direct", "mutual", "op-name", "if", "while", "case", "three-cycle")
+
+
+def recursive_library(kind: str) -> GraphDef:
+    """A graph calling a recursive function: `direct` (f calls f), `mutual` (f calls g calls f), `op-name` (g is
+    used as f's op), `if`/`while`/`case` (f is its own branch or body), `three-cycle` (f -> g -> h -> f)."""
+    graph_def = GraphDef()
+    if kind in ("direct", "if", "while", "case"):
+        f = _function(graph_def, "f")
+        if kind in ("if", "case"):
+            f.signature.input_arg.add(name="cond" if kind == "if" else "index", type=10 if kind == "if" else 3)
+        how = {"direct": "PartitionedCall", "if": "If", "while": "While", "case": "Case"}[kind]
+        _negate_returning(f, _call(f, "again", "f", "x", how))
+        return _caller(graph_def, "f")
+    names = {"mutual": ["f", "g"], "op-name": ["f", "g"], "three-cycle": ["f", "g", "h"]}[kind]
+    for index, name in enumerate(names):
+        function = _function(graph_def, name)
+        callee = names[(index + 1) % len(names)]
+        how = "op" if kind == "op-name" and name == "f" else "PartitionedCall"
+        _negate_returning(function, _call(function, "call", callee, "x", how))
+    return _caller(graph_def, "f")
+
+
+def call_chain(depth: int) -> GraphDef:
+    """`out = f0(x)`, where `f<i>(x) = -f<i+1>(x)` down to `f<depth-1>(x) = -x`: `depth` nested calls."""
+    graph_def = GraphDef()
+    for index in range(depth):
+        function = _function(graph_def, f"f{index}")
+        source = "x" if index == depth - 1 else _call(function, "call", f"f{index + 1}", "x")
+        _negate_returning(function, source)
+    return _caller(graph_def, "f0")
+
+
+def fan_out_tree(depth: int) -> GraphDef:
+    """`out = f0(x)`, where `f<i>(x) = f<i+1>(x) + f<i+1>(x)`: inlined whole it is 2^depth copies of the leaf."""
+    graph_def = GraphDef()
+    for index in range(depth):
+        function = _function(graph_def, f"f{index}")
+        if index == depth - 1:
+            _negate_returning(function, "x")
+            continue
+        left = _call(function, "left", f"f{index + 1}", "x")
+        right = _call(function, "right", f"f{index + 1}", "x")
+        add = function.node_def.add(name="add", op="AddV2")
+        add.input.extend([left, right])
+        add.attr["T"].type = _FLOAT
+        function.ret["y"] = "add:z:0"
+    return _caller(graph_def, "f0")
