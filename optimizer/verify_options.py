@@ -9,6 +9,7 @@ Every malformed value raises an OptimizerError naming the option and the value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from optimizer.errors import OptimizerError
 from optimizer.ir import Tensor
+from optimizer.npy_file import load_npy
 from optimizer.verify import Tolerance
 
 
@@ -53,6 +55,8 @@ def parse_ranges(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     for text in items:
         name, value = _split("--input-range", text)
         low, high = _pair("--input-range", text, value)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise OptimizerError(f"--input-range {text!r}: LOW and HIGH must be finite numbers")
         if not low <= high:
             raise OptimizerError(f"--input-range {text!r}: LOW must not exceed HIGH")
         ranges[name] = (low, high)
@@ -64,10 +68,7 @@ def load_input_data(items: Iterable[str]) -> dict[str, np.ndarray]:
     feeds = {}
     for text in items:
         name, path = _split("--input-data", text)
-        try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise OptimizerError(f"cannot read input data: {error}", path) from error
+        feeds[name] = load_npy(path)
     return feeds
 
 

@@ -23,8 +23,11 @@ Contract
 - Not inlined, with a log line: polymorphic functions, bodies using ops TensorFlow does not know, recursive
   functions (on a cycle of the call graph, `optimizer.call_graph`; `optimizer.load` refuses such a library, a
   Graph built in Python may still hold one), calls nested deeper than `max-depth`, and calls whose body would take
-  the nodes the pass adds in all over `max-nodes` (a tree where each function calls the next twice doubles with
-  every level).
+  calls of a function whose whole expansion (its body with everything it calls inlined, counted callees first
+  in linear time without building it) has more than `max-nodes` nodes: a tree where each function calls the next
+  twice doubles with every level. Such a function stays, its calls of small functions inlined; since inlining
+  never changes an expansion's size, a second run changes nothing. Past `max-total` nodes added by one run, the
+  remaining calls stay too.
 - Cost: linear in the nodes it adds plus the library's size. Bodies are lifted once; the functions that remain
   referenced are expanded callers first, so a function whose every call was inlined is never expanded itself.
 """
@@ -35,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from optimizer import Graph, Pass, PassContext, Tensor
-from optimizer.call_graph import call_graph, callers_first, recursive_functions
+from optimizer.call_graph import call_graph, callers_first, recursive_functions, strongly_connected
 from optimizer.library import (
     CALL_OPS,
     FunctionBody,
@@ -47,7 +50,7 @@ from optimizer.library import (
     lower,
     signatures_of,
 )
-from optimizer.protos import AttrValue, NodeDef
+from optimizer.protos import AttrValue, FunctionDefLibrary, NodeDef
 
 _COLOCATION = "_class"
 _LOCATION = b"loc:@"
@@ -175,13 +178,33 @@ def inline_call(graph: Graph, call: str, body: FunctionBody, signatures: Signatu
     return [rename[name] for name in members if callee(inner.node(name).proto, signatures)]
 
 
+def expansion_sizes(library: FunctionDefLibrary, recursive: set[str], cap: int) -> dict[str, int]:
+    """Function name -> the nodes its body would have with every call inlined, transitively (capped at `cap`;
+    `cap` for a recursive function): callees first, one pass over the library."""
+    signatures = {function.signature.name: function.signature for function in library.function}
+    by_name = {function.signature.name: function for function in library.function}
+    sizes: dict[str, int] = {}
+    for component in strongly_connected(call_graph(library)):
+        for name in component:
+            if name in recursive:
+                sizes[name] = cap
+                continue
+            total = 0
+            for node in by_name[name].node_def:
+                called = callee(node, signatures)
+                total += 1 if called is None or called in recursive else sizes.get(called, 1)
+            sizes[name] = min(total, cap)
+    return sizes
+
+
 @dataclass(frozen=True)
 class Inline(Pass):
     """Inline calls of library functions (PartitionedCall, StatefulPartitionedCall) into the graph."""
 
     name = "inline"
     max_depth: int = 64
-    max_nodes: int = 200_000
+    max_nodes: int = 50_000
+    max_total: int = 500_000
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         signatures = signatures_of(graph)
@@ -201,7 +224,10 @@ class Inline(Pass):
                 continue
             if name in run.recursive:
                 ctx.logger.info("inline: leave calls in %s: it is recursive", name)
-            elif any(run.inlinable(callee(node, signatures)) for node in function.node_def):
+            elif any(
+                run.inlinable(called) and run.expansion.get(called, 0) <= self.max_nodes  # type: ignore[arg-type]
+                for called in (callee(node, signatures) for node in function.node_def)
+            ):
                 try:
                     body = lift(function, signatures)
                 except NotLiftable as error:
@@ -215,7 +241,7 @@ class Inline(Pass):
             live.update(called for node in function.node_def for called in called_functions(node, names))
         if run.over_budget:
             ctx.logger.info(
-                "inline: left %d calls: inlining them would add more than %d nodes", run.over_budget, self.max_nodes
+                "inline: left %d calls: inlining them would add more than %d nodes in all", run.over_budget, run.budget
             )
         drop_unreferenced(graph, run.inlined)
 
@@ -234,6 +260,8 @@ class _Run:
             ctx,
         )
         self.bodies: dict[str, FunctionBody | None] = {}
+        self.budget = options.max_total
+        self.expansion = expansion_sizes(library.library, recursive, options.max_nodes + 1)
         self.added = 0
         self.over_budget = 0
         self.inlined: set[str] = set()
@@ -241,6 +269,15 @@ class _Run:
     def inlinable(self, name: str | None) -> bool:
         """Whether calls of `name` may be inlined at all: a library function that is not recursive."""
         return name is not None and name not in self.recursive and self.library.function(name) is not None
+
+    def too_big(self, call: str, name: str) -> bool:
+        """Whether the whole expansion of a call of `name` is over `max-nodes` (then the call stays, logged)."""
+        if self.expansion.get(name, 0) <= self.options.max_nodes:
+            return False
+        self.ctx.logger.info(
+            "inline: leave %s: %s with everything it calls has more than %d nodes", call, name, self.options.max_nodes
+        )
+        return True
 
     def _body(self, call: str, name: str) -> FunctionBody | None:
         if name not in self.bodies:
@@ -266,11 +303,13 @@ class _Run:
             if depth >= self.options.max_depth:
                 self.ctx.logger.info("inline: leave %s: calls nest deeper than %d", call, self.options.max_depth)
                 continue
+            if self.too_big(call, name):
+                continue
             body = self._body(call, name)
             if body is None:
                 continue
             size = len(body.graph) - len(body.args)
-            if self.added + size > self.options.max_nodes:
+            if self.added + size > self.budget:
                 self.over_budget += 1
                 continue
             if not self.ctx.allow_rewrite():

@@ -182,10 +182,26 @@ def test_a_deep_chain_is_inlined_whole_in_linear_time() -> None:
 
 
 def test_a_fan_out_tree_stops_at_the_node_budget(caplog: pytest.LogCaptureFixture) -> None:
-    """Each function calls the next twice: inlined whole, 2^39 copies of the leaf; the budget stops it."""
+    """Each function calls the next twice: inlined whole, 2^39 copies of the leaf. Only functions whose whole
+    expansion fits `max-nodes` are inlined, into the smallest function that does not fit; a second run agrees."""
     graph = Graph.from_graph_def(fan_out_tree(40), [Tensor("x")], [Tensor("out")])
     with caplog.at_level("INFO"):
         optimizer.optimize(graph, "inline{max-nodes=1000}")
-    assert len(graph) <= 1000 + 2
-    assert "would add more than 1000 nodes" in caplog.text
-    assert _run(graph) == (-(2.0**39) * FEED[:2]).tolist()
+    assert "with everything it calls has more than 1000 nodes" in caplog.text
+    assert graph.op("out") == "PartitionedCall" and len(graph) == 2
+    sizes = {function.signature.name: len(function.node_def) for function in graph.library.function}
+    # f<39-j> expands to 2^(j+1) - 1 nodes: f31 to 511, f30 to 1023, so f30 holds two copies of f31 and an add
+    assert sizes == {**{f"f{index}": 3 for index in range(30)}, "f30": 2 * 511 + 1}
+    assert not optimizer.optimize(graph, "inline{max-nodes=1000}").changed
+    assert (
+        _run(Graph.from_graph_def(fan_out_tree(12), [Tensor("x")], [Tensor("out")])) == (-(2.0**11) * FEED[:2]).tolist()
+    )
+
+
+def test_the_total_added_by_one_run_is_capped(caplog: pytest.LogCaptureFixture) -> None:
+    graph = Graph.from_graph_def(fan_out_tree(12), [Tensor("x")], [Tensor("out")])
+    with caplog.at_level("INFO"):
+        optimizer.optimize(graph, "inline{max-total=100}")
+    assert "would add more than 100 nodes in all" in caplog.text
+    assert len(graph) <= 2 + 100
+    assert _run(graph) == (-(2.0**11) * FEED[:2]).tolist()
