@@ -350,11 +350,14 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     if original is not None and keywords is not None:
         with console.status("verifying...", spinner="dots"):
             before = original.to_graph_def()
-            if model is not None:
-                report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
-                _verify_baseline(report, before, graph, keywords)
-            else:
-                report.verification = verify(before, optimized, graph.inputs, graph.outputs, **keywords)
+            try:
+                if model is not None:
+                    report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
+                    _verify_baseline(report, before, graph, keywords)
+                else:
+                    report.verification = verify(before, optimized, graph.inputs, graph.outputs, **keywords)
+            except OptimizerError as error:  # an input verification cannot make: name the model
+                raise error if error.path else OptimizerError(str(error), input_path) from error
         if tolerance_note is not None:
             report.notes.append(tolerance_note)
     if report.verification is not None and report.verification.invalid_original:
@@ -491,17 +494,17 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     from rich.table import Table
 
     from optimizer.batch import output_paths, run_batch
-    from optimizer.paths import check_writable
+    from optimizer.paths import check_not_input
 
     folder = options["output_path"]
     if folder is None:
         raise _UsageFailure("several INPUTs need -o OUTDIR/ (a folder)")
-    os.makedirs(folder, exist_ok=True)
     extension = options["fmt"] or "pb"
     tasks = [(path, out, options) for path, out in zip(paths, output_paths(paths, folder, extension), strict=True)]
     protected = _check_outputs(paths, {**options, "report_json": None}, None)
     for _, out, _ in tasks:
-        check_writable(out, protected)  # no model's output is another model's input
+        check_not_input(out, protected)  # no model's output is another model's input
+    os.makedirs(folder, exist_ok=True)
     results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console)
     table = Table(title=f"Batch: {len(paths)} models -> {folder}", title_justify="left")
     for column in ("model", "nodes", "time", "verification", "result"):

@@ -172,7 +172,9 @@ def refusal(node: NodeDef, library: FunctionDefLibrary | None = None) -> str | N
     by_name = {} if library is None else {function.signature.name: function for function in library.function}
     # function -> (the node calling it first, the function that node is in; None for `node` itself)
     reached: dict[str, tuple[NodeDef, str | None]] = {}
-    queue = deque((name, node, None) for name in called_functions(node, library))
+    queue: deque[tuple[str, NodeDef, str | None]] = deque(
+        (name, node, None) for name in called_functions(node, library)
+    )
     while queue:
         name, caller, caller_function = queue.popleft()
         if name in reached:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -21,7 +22,7 @@ from optimizer.paths import check_readable
 MAX_HEADER_BYTES = 10_000  # numpy's own default limit for untrusted files
 
 
-def _header(stream: object, where: str) -> tuple[tuple[int, ...], np.dtype]:
+def _header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = npy_format.read_magic(stream)
         if version == (1, 0):

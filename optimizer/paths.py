@@ -64,7 +64,7 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
             raise OptimizerError(f"is {_kind(info.st_mode)}, not a model file: only regular files are read", where)
         if info.st_size > limit:
             raise OptimizerError(f"is {info.st_size / 2**30:.2f} GiB, over the {limit / 2**30:.2f} GiB limit", where)
-        return stream.read(limit + 1)
+        return stream.read(info.st_size + 1)  # sized by the file, not the limit: no needless allocation
 
 
 def _real(path: str) -> str:
@@ -99,9 +99,7 @@ def files_read(model: str, checkpoint: str | None = None, input_data: Iterable[s
 
 def check_writable(path: str, protected: set[str], what: str = "the output") -> None:
     """Refuse to write `path` when it is an input, a non-regular file, or in a folder that cannot be written."""
-    real = _real(path)
-    if real in protected:
-        raise OptimizerError(f"{what} would overwrite an input of this run ({real}); choose another path", path)
+    check_not_input(path, protected, what)
     if os.path.lexists(path):
         try:
             mode = os.stat(path).st_mode
@@ -116,6 +114,13 @@ def check_writable(path: str, protected: set[str], what: str = "the output") -> 
         raise OptimizerError(f"cannot write: folder {folder} does not exist", path)
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise OptimizerError("cannot write: permission denied", path)
+
+
+def check_not_input(path: str, protected: set[str], what: str = "the output") -> None:
+    """Refuse an output `path` that resolves to one of the `protected` files."""
+    real = _real(path)
+    if real in protected:
+        raise OptimizerError(f"{what} would overwrite an input of this run ({real}); choose another path", path)
 
 
 def check_folder(

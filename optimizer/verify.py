@@ -32,6 +32,7 @@ import numpy as np
 
 from optimizer import opinfo
 from optimizer._tf import tensorflow
+from optimizer.errors import OptimizerError
 from optimizer.foldable import outside_world_ops
 from optimizer.ir import Tensor
 from optimizer.protos import GraphDef
@@ -152,7 +153,10 @@ def random_value(
         return rng.integers(0, 2, size=shape).astype(bool)
     if dtype == tf.string:
         return np.array([b"s%d" % value for value in rng.integers(0, 100, size=int(np.prod(shape)))]).reshape(shape)
-    raise ValueError(f"cannot make random values of type {dtype.name}")
+    raise OptimizerError(
+        f"verification cannot make random values of type {dtype.name}: feed the input with --input-data, "
+        "or skip verification with --no-verify"
+    )
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,21 @@
   `absurd-shape` (a constant declaring 10^12 elements), `bad-content` (tensor bytes that do not fit the shape),
   `huge-placeholder` (an input declared with 10^10 elements), `empty-name`, `self-loop`, `control-cycle`.
 Every case is a model a user could hand to `optimize`; none may produce a traceback, a hang or a wrong result.
+
+Function libraries: `recursive_library(kind)` (`RECURSION_KINDS`: direct, mutual, through an op name, `If`,
+`While`, `Case`, a three-cycle), `call_chain(depth)`, `fan_out_tree(depth)`. Whole runs: `SCENARIOS`, each a
+`Scenario` that writes its files (models, symlinks, FIFOs, `.npy`s with hostile headers, checkpoint state files
+pointing out of their folder, batch inputs whose output names collide, nested `.pbtxt`) and the command line, with
+the exit code and message the run must end with.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -280,3 +290,224 @@ def fan_out_tree(depth: int) -> GraphDef:
         add.attr["T"].type = _FLOAT
         function.ret["y"] = "add:z:0"
     return _caller(graph_def, "f0")
+
+
+# ----- whole runs: a model, files around it and a command line, with the exit code and message they must get ---
+
+SMALL = (
+    'node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } }'
+    ' attr { key: "shape" value { shape { dim { size: 2 } } } } }\n'
+    'node { name: "y" op: "Neg" input: "x" attr { key: "T" value { type: DT_FLOAT } } }\n'
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A hostile run: `make(folder)` writes the files into `folder` and returns the arguments of `optimize`
+    (run in `folder`); the run must exit with `code`, and on an error print one line holding `message`.
+    `writes` are the only files the run may add (on success)."""
+
+    name: str
+    make: Callable[[Path], list[str]]
+    code: int
+    message: str = ""
+    writes: tuple[str, ...] = ()
+
+
+def _small(folder: Path, name: str = "model.pbtxt") -> str:
+    (folder / name).write_text(SMALL)
+    return name
+
+
+def _binary(folder: Path, graph_def: GraphDef, name: str = "model.pb") -> str:
+    (folder / name).write_bytes(graph_def.SerializeToString())
+    return name
+
+
+def _npy_with_header(header: bytes, payload: bytes = b"") -> bytes:
+    """A `.npy` (version 2) with this header dict text, padded as numpy pads it."""
+    header += b" " * (63 - (len(header) + 12) % 64) + b"\n"
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header + payload
+
+
+def _fifo(folder: Path, name: str) -> str:
+    os.mkfifo(folder / name)
+    return name
+
+
+def nested_pbtxt(depth: int) -> str:
+    """A text GraphDef whose one attr nests `depth` function attrs: parsers that recurse run out of stack."""
+    opening = 'func { name: "f" attr { key: "a" value { ' * depth
+    return f'node {{ name: "x" op: "Const" attr {{ key: "value" value {{ {opening}{"} } }" * depth} }} }} }}\n'
+
+
+def _checkpoint_outside(folder: Path, relative: bool) -> list[str]:
+    """A model folder whose `checkpoint` state file names a checkpoint outside it (written with TensorFlow)."""
+    from optimizer._tf import tensorflow
+
+    tf = tensorflow()
+    outside = folder / "elsewhere"
+    prefix = tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])).write(str(outside / "secret"))
+    model = folder / "model"
+    model.mkdir()
+    target = "../elsewhere/secret" if relative else prefix
+    (model / "checkpoint").write_text(f'model_checkpoint_path: "{target}"\n')
+    _small(model)
+    return ["model/model.pbtxt", "--checkpoint", "model", "-o", "out.pb"]
+
+
+def _batch_collision(folder: Path) -> list[str]:
+    for sub in ("a/b", "c/b"):
+        (folder / sub).mkdir(parents=True)
+        _small(folder / sub, "m.pbtxt")
+    _small(folder, "b_m.pbtxt")
+    return ["a/b/m.pbtxt", "c/b/m.pbtxt", "b_m.pbtxt", "-o", "out/"]
+
+
+def _linked(folder: Path, target: str, link: str) -> str:
+    os.symlink(target, folder / link)
+    return link
+
+
+SCENARIOS: list[Scenario] = [
+    *(
+        Scenario(
+            f"recursive-{kind}",
+            lambda folder, kind=kind: [_binary(folder, recursive_library(kind)), "-o", "out.pb"],
+            2,
+            "the function library is recursive (f -> ",
+        )
+        for kind in RECURSION_KINDS
+    ),
+    Scenario(
+        "call-chain-3000", lambda f: [_binary(f, call_chain(3000)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)
+    ),
+    Scenario("call-chain-100", lambda f: [_binary(f, call_chain(100)), "-o", "out.pb"], 0, "", ("out.pb",)),
+    Scenario("fan-out-40", lambda f: [_binary(f, fan_out_tree(40)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)),
+    Scenario("output-is-input", lambda f: [_small(f), "-o", "model.pbtxt"], 2, "would overwrite an input"),
+    Scenario(
+        "output-links-to-input",
+        lambda f: [_small(f), "-o", _linked(f, "model.pbtxt", "out.pbtxt")],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "report-json-is-input",
+        lambda f: [_small(f), "-o", "out.pb", "--report-json", "model.pbtxt"],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "report-json-links-to-input",
+        lambda f: [_small(f), "-o", "out.pb", "--report-json", _linked(f, "model.pbtxt", "r.json")],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "output-over-input-data",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy", _npy_with_header(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", bytes(8))
+            ),
+            "-o",
+            "x.npy",
+        ],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario("output-dev-null", lambda f: [_small(f), "-o", "/dev/null"], 2, "it is a character device"),
+    Scenario("model-fifo", lambda f: [_fifo(f, "model.pb"), "-o", "out.pb"], 2, "is a named pipe (FIFO)"),
+    Scenario("model-dev-zero", lambda f: ["/dev/zero", "-o", "out.pb"], 2, "is a character device"),
+    Scenario(
+        "input-data-fifo",
+        lambda f: [_small(f), "--input-data", "x=" + _fifo(f, "x.npy"), "-o", "out.pb"],
+        2,
+        "is a named pipe (FIFO)",
+    ),
+    Scenario(
+        "input-data-dev-zero",
+        lambda f: [_small(f), "--input-data", "x=/dev/zero", "-o", "out.pb"],
+        2,
+        "character device",
+    ),
+    Scenario("checkpoint-state-absolute", lambda f: _checkpoint_outside(f, relative=False), 2, "outside its folder"),
+    Scenario("checkpoint-state-climbs", lambda f: _checkpoint_outside(f, relative=True), 2, "outside its folder"),
+    Scenario("batch-collision", _batch_collision, 2, "batch outputs collide"),
+    Scenario(
+        "batch-output-is-input",
+        lambda f: [_small(f, "a.pbtxt"), _small(f, "b.pbtxt"), "-o", "./", "--format", "pbtxt"],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "dump-dir-is-a-file",
+        lambda f: [_small(f), "-o", "out.pb", "--dump-dir", _write(f / "notes.txt", b"notes")],
+        2,
+        "--dump-dir must be a folder",
+    ),
+    Scenario(
+        "nested-pbtxt",
+        lambda f: [_write(f / "deep.pbtxt", nested_pbtxt(5000).encode()), "-o", "out.pb"],
+        2,
+        "too deeply",
+    ),
+    Scenario(
+        "npy-huge-header",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy",
+                _npy_with_header(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }" + b" " * 200_000),
+            ),
+            "-o",
+            "out.pb",
+        ],
+        2,
+        "not a readable .npy file",
+    ),
+    Scenario(
+        "npy-huge-shape",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy",
+                _npy_with_header(
+                    b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 1000), }", bytes(16)
+                ),
+            ),
+            "-o",
+            "out.pb",
+        ],
+        2,
+        "declares shape [100000, 100000, 1000]",
+    ),
+    Scenario("input-range-inf", lambda f: [_small(f), "--input-range", "x=inf,1", "-o", "out.pb"], 2, "finite"),
+    Scenario("input-range-to-inf", lambda f: [_small(f), "--input-range", "x=0,inf", "-o", "out.pb"], 2, "finite"),
+    *(
+        Scenario(
+            f"placeholder-{dtype.lower()}",
+            lambda f, dtype=dtype: [
+                _write(
+                    f / "model.pbtxt", SMALL.replace("DT_FLOAT", dtype).replace('op: "Neg"', 'op: "Identity"').encode()
+                ),
+                "-o",
+                "out.pb",
+            ],
+            2,
+            f"cannot make random values of type {dtype[3:].lower()}",
+        )
+        for dtype in ("DT_VARIANT", "DT_QINT8")
+    ),
+]
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return path.name
