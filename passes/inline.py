@@ -22,8 +22,8 @@ Contract
 - Functions that inlining leaves unreferenced leave the library; every other function stays byte for byte.
 - Not inlined, with a log line: polymorphic functions, bodies using ops TensorFlow does not know, recursive
   functions (on a cycle of the call graph, `optimizer.call_graph`; `optimizer.load` refuses such a library, a
-  Graph built in Python may still hold one), calls nested deeper than `max-depth`, and calls whose body would take
-  calls of a function whose whole expansion (its body with everything it calls inlined, counted callees first
+  Graph built in Python may still hold one), calls nested deeper than `max-depth`, and calls of a function whose
+  whole expansion (its body with everything it calls inlined, counted callees first
   in linear time without building it) has more than `max-nodes` nodes: a tree where each function calls the next
   twice doubles with every level. Such a function stays, its calls of small functions inlined; since inlining
   never changes an expansion's size, a second run changes nothing. Past `max-total` nodes added by one run, the
