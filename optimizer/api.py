@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+from optimizer.call_graph import check_not_recursive
 from optimizer.errors import OptimizerError
 from optimizer.graph_io import write_graph_def
 from optimizer.invariants import check_graph
@@ -35,11 +36,13 @@ def load(
     None or -1 for a dimension that stays dynamic), which lets `fold` materialize more shapes.
     Also loads a TF1 `.meta` (with `checkpoint`, default: the latest next to it), a GraphDef with a `checkpoint`,
     and a SavedModel folder (`signature`, `tag`; its signature gives the default interface); variable values
-    are attached as `graph.variables` for the `freeze` pass (see `optimizer.loading`)."""
+    are attached as `graph.variables` for the `freeze` pass (see `optimizer.loading`).
+    A recursive function library is refused (`optimizer.call_graph`)."""
     where = str(path)
     try:
         model = load_model(path, checkpoint=checkpoint, signature=signature, tag=tag)
         graph = model.graph
+        check_not_recursive(graph.library)  # TensorFlow crashes on a recursive library; no pass walks one either
         inputs = model.inputs if inputs is None else inputs
         outputs = model.outputs if outputs is None else outputs
         if input_shapes:

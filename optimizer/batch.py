@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from optimizer.errors import OptimizerError
+
 Task = TypeVar("Task")
 
 
@@ -35,7 +37,17 @@ def output_paths(inputs: Sequence[str], folder: str, extension: str) -> list[str
             name = f"{parents[depth]}_{name}"
             depth += 1
         chosen.append(name)
-    return [os.path.join(folder, f"{name}.{extension}") for name in chosen]
+    outputs = [os.path.join(folder, f"{name}.{extension}") for name in chosen]
+    first: dict[str, str] = {}
+    for path, output in zip(inputs, outputs, strict=True):
+        key = os.path.normcase(os.path.realpath(output))
+        if key in first:
+            raise OptimizerError(
+                f"batch outputs collide: {first[key]} and {path} would both be written to {output}; "
+                "rename one or optimize them apart"
+            )
+        first[key] = path
+    return outputs
 
 
 def run_batch(

@@ -5,7 +5,9 @@ Contract
   `model.ckpt-3.data-00000-of-00001`) or a folder (its latest checkpoint). Anything else is an OptimizerError
   that names the path and says what was expected.
 - `latest_checkpoint(folder)`: the checkpoint the folder's `checkpoint` state file names, else the only
-  `*.index` in the folder; None when there is none.
+  `*.index` in the folder; None when there is none. A state file naming a checkpoint outside the folder (an
+  absolute path, `../`, a symlink out) is an OptimizerError: a stranger's model folder must not make a run read
+  other weights on this machine; only `--checkpoint PREFIX` may name a checkpoint elsewhere.
 - Which key holds which variable: a saver in the graph says it exactly (a `RestoreV2` whose `tensor_names` is a
   constant, its outputs feeding `Assign`/`AssignVariableOp` of the variable, possibly through `Identity`); any other
   variable is looked up by its own name (`shared_name` for a `VarHandleOp` that has one). Slices of partitioned
@@ -32,6 +34,7 @@ import numpy as np
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph, Tensor
+from optimizer.paths import check_readable, inside
 from optimizer.tensor import to_numpy
 from optimizer.tf_errors import describe
 from optimizer.variables import VariableSpec, VariableValues, declared_spec, is_variable_node
@@ -51,6 +54,11 @@ def latest_checkpoint(folder: str) -> str | None:
         found = tf.train.latest_checkpoint(folder)
     except Exception:  # a corrupt `checkpoint` state file: fall back to the files themselves
         found = None
+    if found and not inside(found, folder):
+        raise OptimizerError(
+            f"it names a checkpoint outside its folder ({found}); to read that one, give it with --checkpoint PREFIX",
+            os.path.join(folder, "checkpoint"),
+        )
     if found and os.path.exists(found + ".index"):
         return str(found)
     indexes = sorted(glob.glob(os.path.join(glob.escape(folder), "*.index")))
@@ -60,6 +68,7 @@ def latest_checkpoint(folder: str) -> str | None:
 def resolve_prefix(path: str | os.PathLike[str]) -> str:
     """The checkpoint prefix `path` stands for; see the module docstring."""
     where = str(path)
+    check_readable(where)
     if os.path.isdir(where):
         found = latest_checkpoint(where)
         if found is None:

@@ -104,17 +104,17 @@ def _diff(path_a: str, path_b: str, console: Console) -> int:
     return EXIT_OK
 
 
-def _check_writable(path: str, input_path: str) -> None:
-    """Fail before any work when `path` cannot be written or would overwrite the input."""
-    if os.path.exists(input_path) and os.path.abspath(path) == os.path.abspath(input_path):
-        raise _UsageFailure(f"{path}: the output would overwrite the input; choose another path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise _UsageFailure(f"{path}: cannot write: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise _UsageFailure(f"{path}: cannot write: permission denied")
-    if os.path.isdir(path):
-        raise _UsageFailure(f"{path}: cannot write: it is a folder")
+def _check_outputs(input_paths: Sequence[str], options: dict[str, Any], output: str | None) -> set[str]:
+    """Fail before any work when a file this run writes cannot be written or is one it reads; return what it
+    reads (`optimizer.paths`)."""
+    from optimizer.paths import check_outputs, files_read
+
+    protected = {
+        read for path in input_paths for read in files_read(path, options.get("checkpoint"), options["input_data"])
+    }
+    reproducer = options["reproducer_dir"] if options.get("bisect") else None
+    check_outputs(protected, output, options["report_json"], options.get("dump_dir"), reproducer)
+    return protected
 
 
 def _verify_keywords(options: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +196,7 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     from optimizer.tables import table_words
     from optimizer.verify import verify
 
+    _check_outputs([original_path, candidate_path], options, None)
     keywords = _verify_keywords(options)
     model = {key: options[key] for key in ("checkpoint", "signature", "tag")}  # they describe the original
     original = load(  # --input-shape fixes the original's inputs, and so the shapes of the random inputs
@@ -230,21 +231,30 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     return _verdict_code(result, None)
 
 
-def _change_hooks(options: dict[str, Any], console: Console) -> list[Callable[[PassRecord, Graph], None]]:
-    """`--dump-dir`: write the graph after each pass that changed it; `--print-after-change`: print it."""
+def _change_hooks(
+    options: dict[str, Any], console: Console, protected: set[str]
+) -> list[Callable[[PassRecord, Graph], None]]:
+    """`--dump-dir`: write the graph after each pass that changed it (never over an input); `--print-after-change`:
+    print it."""
     from google.protobuf import text_format
 
+    from optimizer.errors import OptimizerError
     from optimizer.graph_io import write_atomic
+    from optimizer.paths import check_writable
 
     hooks: list[Callable[[PassRecord, Graph], None]] = []
     if options["dump_dir"]:
         folder = options["dump_dir"]
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise OptimizerError(f"--dump-dir: cannot make the folder: {error.strerror or error}", folder) from error
         counter = iter(range(1, 10**6))
 
         def dump(record: PassRecord, graph: Graph) -> None:
-            name = f"{next(counter):03d}-{record.name.split('{')[0]}.pbtxt"
-            write_atomic(os.path.join(folder, name), text_format.MessageToString(graph.to_graph_def()).encode())
+            path = os.path.join(folder, f"{next(counter):03d}-{record.name.split('{')[0]}.pbtxt")
+            check_writable(path, protected, "--dump-dir")
+            write_atomic(path, text_format.MessageToString(graph.to_graph_def()).encode())
 
         hooks.append(dump)
     if options["print_after_change"]:
@@ -374,10 +384,9 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     passes = preset.pipeline if preset else DEFAULT_PIPELINE if options["passes"] is None else options["passes"]
     keywords = _verify_keywords(options) if options["verify"] else None
     tolerance_note = _loosen_for_quantization(keywords, convert_options) if keywords is not None else None
-    if output_path is not None:
-        if not to_tflite:
-            output_format(output_path, fmt)  # a bad --format fails before any work
-        _check_writable(output_path, input_path)
+    if output_path is not None and not to_tflite:
+        output_format(output_path, fmt)  # a bad --format fails before any work
+    protected = _check_outputs([input_path], options, output_path)
     with console.status(f"loading {input_path}...", spinner="dots"):
         graph = load(
             input_path,
@@ -402,7 +411,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
             fixed_point=options["fixed_point"] or options["passes"] is None,
             max_rewrites=options["max_rewrites"],
             keep_going=options["keep_going"],
-            after_change=_change_hooks(options, console),
+            after_change=_change_hooks(options, console, protected),
             before_pass=[
                 lambda name, rounds: status.update(f"optimizing: {name} (round {rounds}, {len(graph)} nodes)")
             ],
@@ -568,13 +577,17 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     from rich.table import Table
 
     from optimizer.batch import output_paths, run_batch
+    from optimizer.paths import check_not_input
 
     folder = options["output_path"]
     if folder is None:
         raise _UsageFailure("several INPUTs need -o OUTDIR/ (a folder)")
-    os.makedirs(folder, exist_ok=True)
     extension = options["fmt"] or "pb"
     tasks = [(path, out, options) for path, out in zip(paths, output_paths(paths, folder, extension), strict=True)]
+    protected = _check_outputs(paths, {**options, "report_json": None}, None)
+    for _, out, _ in tasks:
+        check_not_input(out, protected)  # no model's output is another model's input
+    os.makedirs(folder, exist_ok=True)
     results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console)
     table = Table(title=f"Batch: {len(paths)} models -> {folder}", title_justify="left")
     for column in ("model", "nodes", "time", "verification", "result"):

@@ -21,18 +21,19 @@ Contract
      missing from the library is refused.
 - `outside_world_ops(graph_def)` names the ops of a whole graph that touch files, the network, processes or
   Python; verification does not run a graph that has any.
-- The policy is deliberately a deny list over the registry's facts plus a recursive check, so that a new pure
+- The policy is deliberately a deny list over the registry's facts plus a walk of the call graph, so that a new pure
   op folds without a change here, while anything unknown is refused.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from optimizer import opinfo
 from optimizer.library import executed_nodes
-from optimizer.protos import AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, NodeDef, OpDef
+from optimizer.protos import AttrValue, FunctionDefLibrary, GraphDef, NodeDef, OpDef
 
 CONSTANT_OPS = frozenset({"Const"})
 """Ops whose value is their `value` attr (a fed `Const`, one that is a graph input, is not constant)."""
@@ -138,16 +139,8 @@ def called_functions(node: NodeDef, library: FunctionDefLibrary | None) -> list[
     return names
 
 
-def _function(library: FunctionDefLibrary | None, name: str) -> FunctionDef | None:
-    if library is None:
-        return None
-    return next((function for function in library.function if function.signature.name == name), None)
-
-
-def refusal(
-    node: NodeDef, library: FunctionDefLibrary | None = None, _seen: frozenset[str] = frozenset()
-) -> str | None:
-    """Why `node` must not be executed at optimization time, or None when it may. See the module docstring."""
+def _own_refusal(node: NodeDef, library: FunctionDefLibrary | None) -> str | None:
+    """Layers 1 to 3 of the policy, for `node` alone (not what it calls)."""
     op = str(node.op)
     if op in CONSTANT_OPS:
         return None
@@ -159,29 +152,56 @@ def refusal(
     if opinfo.takes_seed(op):  # FractionalMaxPool, FractionalAvgPool: random pooling regions, not stateful
         return f"{op} is a random op (it takes a seed)"
     definition = opinfo.op_def(op)
-    calls = called_functions(node, library)
     if definition is None:
-        if op not in calls:
+        if op not in called_functions(node, library):
             return f"{op} is not a registered op"
-    else:
-        if definition.is_stateful:
-            return f"{op} is stateful"
-        if not definition.output_arg:
-            return f"{op} has no outputs"
-        reason = _type_refusal(node, definition)
-        if reason is not None:
-            return f"{op}: {reason}"
-    for name in calls:
-        if name in _seen:
-            continue  # recursion: the function is being checked further up
-        function = _function(library, name)
+        return None
+    if definition.is_stateful:
+        return f"{op} is stateful"
+    if not definition.output_arg:
+        return f"{op} has no outputs"
+    reason = _type_refusal(node, definition)
+    return None if reason is None else f"{op}: {reason}"
+
+
+def refusal(node: NodeDef, library: FunctionDefLibrary | None = None) -> str | None:
+    """Why `node` must not be executed at optimization time, or None when it may. See the module docstring.
+
+    The functions `node` reaches are walked breadth-first, each once (a recursive or a deep library neither
+    recurses nor repeats); the reason names the chain of calls down to the node refused."""
+    reason = _own_refusal(node, library)
+    if reason is not None:
+        return reason
+    by_name = {} if library is None else {function.signature.name: function for function in library.function}
+    # function -> (the node calling it first, the function that node is in; None for `node` itself)
+    reached: dict[str, tuple[NodeDef, str | None]] = {}
+    queue: deque[tuple[str, NodeDef, str | None]] = deque(
+        (name, node, None) for name in called_functions(node, library)
+    )
+    while queue:
+        name, caller, caller_function = queue.popleft()
+        if name in reached:
+            continue
+        reached[name] = (caller, caller_function)
+        function = by_name.get(name)
         if function is None:
-            return f"{op} calls {name}, which is not in the function library"
+            return _through(reached, name, f"{caller.op} calls {name}, which is not in the function library")
         for inner in function.node_def:
-            reason = refusal(inner, library, _seen | {name})
+            reason = _own_refusal(inner, library)
             if reason is not None:
-                return f"{op} calls {name}, where {inner.name}: {reason}"
+                return _through(reached, name, f"{caller.op} calls {name}, where {inner.name}: {reason}")
+            queue.extend((called, inner, name) for called in called_functions(inner, library))
     return None
+
+
+def _through(reached: dict[str, tuple[NodeDef, str | None]], name: str, reason: str) -> str:
+    """`reason` (about a call of `name`) prefixed with the calls that lead to it from the node asked about."""
+    caller_function = reached[name][1]
+    while caller_function is not None:
+        caller, outer = reached[caller_function]
+        reason = f"{caller.op} calls {caller_function}, where {reached[name][0].name}: {reason}"
+        name, caller_function = caller_function, outer
+    return reason
 
 
 def is_safe(node: NodeDef, library: FunctionDefLibrary | None = None) -> bool:

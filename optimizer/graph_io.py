@@ -1,9 +1,10 @@
 """Reading and writing GraphDef files: binary `.pb` or text `.pbtxt`, told apart by content.
 
 Contract
-- `read_graph_def` never modifies the file and raises `OptimizerError` (one line naming the file) for an
-  unreadable, empty, truncated or foreign file (TFLite, ONNX, random bytes): a protobuf whose first
-  `PLAUSIBLE_NODES` nodes are not all named and typed is not a GraphDef (lifting checks every node).
+- `read_graph_def` never modifies the file, reads only a regular file (`optimizer.paths`), and raises
+  `OptimizerError` (one line naming the file) for an unreadable, empty, truncated, too deeply nested or foreign file
+  (TFLite, ONNX, random bytes): a protobuf whose first `PLAUSIBLE_NODES` nodes are not all named and typed is not a
+  GraphDef (lifting checks every node).
 - `write_graph_def` writes the whole file or nothing: a temporary file in the same folder, then a rename.
   Binary output uses deterministic serialization; a graph over the 2 GiB protobuf limit is refused before writing.
 """
@@ -13,15 +14,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from google.protobuf import message, text_format
 
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph
+from optimizer.paths import read_regular
 from optimizer.protos import GraphDef
 
 PROTOBUF_LIMIT = 2**31 - 1
+READ_LIMIT = 4 * PROTOBUF_LIMIT  # the text of a graph at the binary limit
 TEXT_EXTENSIONS = (".pbtxt", ".txt", ".prototxt")
 FORMATS = ("pb", "pbtxt")
 _TEXT_CONTROL_OK = {9, 10, 13}
@@ -41,10 +43,7 @@ def read_graph_def(path: str | os.PathLike[str]) -> GraphDef:
     where = str(path)
     if os.path.isdir(where):
         raise OptimizerError("is a folder, not a GraphDef file", where)
-    try:
-        data = Path(where).read_bytes()
-    except OSError as error:
-        raise OptimizerError(f"cannot read: {error.strerror or error}", where) from error
+    data = read_regular(where, READ_LIMIT)
     if not data:
         raise OptimizerError("file is empty, not a GraphDef", where)
     if data[4:8] == b"TFL3":
@@ -55,6 +54,8 @@ def read_graph_def(path: str | os.PathLike[str]) -> GraphDef:
             text_format.Parse(data.decode("utf-8"), graph_def)
         except text_format.ParseError as error:
             raise OptimizerError(f"not a text GraphDef: {error}", where) from error
+        except RecursionError as error:
+            raise OptimizerError("not a text GraphDef: it nests messages too deeply to parse", where) from error
     else:
         try:
             graph_def.ParseFromString(data)

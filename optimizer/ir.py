@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -165,6 +165,7 @@ class Graph:
         # node -> nodes whose `_class` names it (may be stale); built on the first removal, then kept up to date
         self._colocated_with: dict[str, set[str]] | None = None
         self._retypes_by_node: dict[str, int] = {}
+        self._function_index: dict[str, int] = {}  # function name -> position in the library (checked on use)
         self.mutations = 0
         self.retypes = 0
         self.memo: dict[str, Any] = {}
@@ -813,8 +814,14 @@ class Graph:
     # ----- the function library -------------------------------------------------------------------------------
 
     def function(self, name: str) -> FunctionDef | None:
-        """The library function named `name`, or None."""
-        return next((function for function in self._header.library.function if function.signature.name == name), None)
+        """The library function named `name`, or None. In constant time: a name -> position index, checked against
+        the library on every use and rebuilt when it is stale (the library is a protobuf anyone may edit)."""
+        functions = self._header.library.function
+        position = self._function_index.get(name)
+        if position is None or position >= len(functions) or functions[position].signature.name != name:
+            self._function_index = {function.signature.name: index for index, function in enumerate(functions)}
+            position = self._function_index.get(name)
+        return None if position is None else functions[position]
 
     def set_function(self, function: FunctionDef) -> None:
         """Add `function` to the library, replacing the one of the same name (in place, keeping the order)."""
@@ -830,15 +837,26 @@ class Graph:
 
     def remove_function(self, name: str) -> bool:
         """Remove the library function `name` and its gradient entry; return whether it was there."""
+        return self.remove_functions({name}) > 0
+
+    def remove_functions(self, names: Collection[str]) -> int:
+        """Remove the library functions in `names` and their gradient entries, in one sweep over the library;
+        return how many functions went."""
         library = self._header.library
-        found = [index for index, function in enumerate(library.function) if function.signature.name == name]
-        for index in reversed(found):
-            del library.function[index]
-        for index in reversed([i for i, gradient in enumerate(library.gradient) if gradient.function_name == name]):
-            del library.gradient[index]
-        if found:
+        gone = [index for index, function in enumerate(library.function) if function.signature.name in names]
+        if len(gone) == 1:
+            del library.function[gone[0]]
+        elif gone:
+            kept = [function for function in library.function if function.signature.name not in names]
+            del library.function[:]
+            library.function.extend(kept)
+        gradients = [gradient for gradient in library.gradient if gradient.function_name not in names]
+        if len(gradients) != len(library.gradient):
+            del library.gradient[:]
+            library.gradient.extend(gradients)
+        if gone:
             self.mutations += 1
-        return bool(found)
+        return len(gone)
 
     # ----- colocation references ------------------------------------------------------------------------------
 

@@ -265,6 +265,5 @@ def executed_nodes(graph_def: GraphDef, fetches: Iterable[str]) -> tuple[list[No
 def drop_unreferenced(graph: Graph, candidates: Iterable[str]) -> list[str]:
     """Remove each candidate function, and each function only they call, that nothing references any more."""
     removed = sorted(function_closure(graph.library, candidates) - referenced_functions(graph))
-    for name in removed:
-        graph.remove_function(name)
+    graph.remove_functions(set(removed))
     return removed

@@ -1,9 +1,9 @@
 """What a model path holds, and how it becomes a Graph with its interface and its variables' values.
 
 Contract
-- The kind is detected from the path: a folder holding `saved_model.pb` is a SavedModel (TF1 or TF2); a file
-  ending in `.meta` is a TF1 meta graph, read with its checkpoint; anything else is a GraphDef (binary or text),
-  read with a checkpoint when one is given.
+- Only regular files and folders are read (`optimizer.paths`). The kind is detected from the path: a folder
+  holding `saved_model.pb` is a SavedModel (TF1 or TF2); a file ending in `.meta` is a TF1 meta graph, read with
+  its checkpoint; anything else is a GraphDef (binary or text), read with a checkpoint when one is given.
 - `checkpoint` applies to GraphDefs and meta graphs, `signature` and `tag` to SavedModels; giving one where it
   does not apply is an OptimizerError (it would otherwise be silently ignored).
 - A SavedModel declares its interface (the signature's tensor names); the caller (`optimizer.load`) uses it unless
@@ -25,6 +25,7 @@ from optimizer.graph_io import read_graph_def
 from optimizer.initializers import table_initializers
 from optimizer.ir import Graph
 from optimizer.meta_graph import META_GRAPH_SUFFIX, meta_graph_checkpoint, read_meta_graph
+from optimizer.paths import check_readable
 from optimizer.saved_model import is_saved_model, read_signature, saved_model_values
 
 
@@ -55,6 +56,7 @@ def load_model(
 ) -> LoadedModel:
     """Load the model at `path` (see the module docstring); the caller resolves the interface."""
     where = str(path)
+    check_readable(path)
     kind = model_kind(path)
     if kind != "saved_model" and (signature is not None or tag is not None):
         raise OptimizerError("--signature and --tag apply only to SavedModel folders", where)

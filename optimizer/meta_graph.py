@@ -18,7 +18,8 @@ from google.protobuf import message, text_format
 
 from optimizer.checkpoint import latest_checkpoint, resolve_prefix
 from optimizer.errors import OptimizerError
-from optimizer.graph_io import _looks_like_text
+from optimizer.graph_io import READ_LIMIT, _looks_like_text
+from optimizer.paths import read_regular
 from optimizer.protos import GraphDef
 
 META_GRAPH_SUFFIX = ".meta"
@@ -33,18 +34,14 @@ def _meta_graph_class() -> type:
 def read_meta_graph(path: str | os.PathLike[str]) -> GraphDef:
     """The `graph_def` of the MetaGraphDef in `path` (binary or text)."""
     where = str(path)
-    try:
-        with open(where, "rb") as stream:
-            data = stream.read()
-    except OSError as error:
-        raise OptimizerError(f"cannot read: {error.strerror or error}", where) from error
+    data = read_regular(where, READ_LIMIT)
     meta_graph = _meta_graph_class()()
     try:
         if _looks_like_text(data):
             text_format.Parse(data.decode("utf-8"), meta_graph)
         else:
             meta_graph.ParseFromString(data)
-    except (message.DecodeError, text_format.ParseError) as error:
+    except (message.DecodeError, text_format.ParseError, RecursionError) as error:
         raise OptimizerError("not a TF1 meta graph (MetaGraphDef): cannot parse it", where) from error
     if not meta_graph.graph_def.node:
         raise OptimizerError("not a TF1 meta graph: it holds no graph", where)

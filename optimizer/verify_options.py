@@ -20,6 +20,7 @@ import numpy as np
 
 from optimizer.errors import OptimizerError
 from optimizer.ir import Tensor
+from optimizer.npy_file import load_npy
 from optimizer.verify import Tolerance
 
 
@@ -61,13 +62,12 @@ def parse_ranges(items: Iterable[str]) -> dict[str, tuple[float, float]]:
     for text in items:
         name, value = _split("--input-range", text)
         low, high = _pair("--input-range", text, value)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise OptimizerError(f"--input-range {text!r}: LOW and HIGH must be finite numbers")
         if not low <= high:
             raise OptimizerError(f"--input-range {text!r}: LOW must not exceed HIGH")
         ranges[name] = (low, high)
     return ranges
-
-
-_NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_input_data(items: Iterable[str]) -> dict[str, np.ndarray]:
@@ -75,14 +75,7 @@ def load_input_data(items: Iterable[str]) -> dict[str, np.ndarray]:
     feeds = {}
     for text in items:
         name, path = _split("--input-data", text)
-        try:
-            with open(path, "rb") as stream:
-                if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:  # else numpy calls it pickled data
-                    raise ValueError("not a .npy file (numpy.save writes one)")
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise OptimizerError(f"--input-data {text!r}: cannot read {path}: {reason}") from error
+        feeds[name] = load_npy(path)
     return feeds
 
 

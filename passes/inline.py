@@ -20,27 +20,37 @@ Contract
 - Functional control flow (`If`, `While`, `Case`, stateless or not) is kept as it is, never lowered to
   `Switch`/`Merge`: TFLite and every TensorFlow runtime run it.
 - Functions that inlining leaves unreferenced leave the library; every other function stays byte for byte.
-- Not inlined, with a log line: polymorphic functions, bodies using ops TensorFlow does not know, and calls nested
-  deeper than `max-depth` (recursion); a function that calls itself is not inlined into its own body.
+- Not inlined, with a log line: polymorphic functions, bodies using ops TensorFlow does not know, recursive
+  functions (on a cycle of the call graph, `optimizer.call_graph`; `optimizer.load` refuses such a library, a
+  Graph built in Python may still hold one), calls nested deeper than `max-depth`, and calls of a function whose
+  whole expansion (its body with everything it calls inlined, counted callees first
+  in linear time without building it) has more than `max-nodes` nodes: a tree where each function calls the next
+  twice doubles with every level. Such a function stays, its calls of small functions inlined; since inlining
+  never changes an expansion's size, a second run changes nothing. Past `max-total` nodes added by one run, the
+  remaining calls stay too.
+- Cost: linear in the nodes it adds plus the library's size. Bodies are lifted once; the functions that remain
+  referenced are expanded callers first, so a function whose every call was inlined is never expanded itself.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from optimizer import Graph, Pass, PassContext, Tensor
+from optimizer.call_graph import call_graph, callers_first, recursive_functions, strongly_connected
 from optimizer.library import (
     CALL_OPS,
     FunctionBody,
     NotLiftable,
     Signatures,
+    called_functions,
     drop_unreferenced,
     lift,
     lower,
-    referenced_functions,
     signatures_of,
 )
-from optimizer.protos import AttrValue, NodeDef
+from optimizer.protos import AttrValue, FunctionDefLibrary, NodeDef
 
 _COLOCATION = "_class"
 _LOCATION = b"loc:@"
@@ -168,60 +178,143 @@ def inline_call(graph: Graph, call: str, body: FunctionBody, signatures: Signatu
     return [rename[name] for name in members if callee(inner.node(name).proto, signatures)]
 
 
+def expansion_sizes(library: FunctionDefLibrary, recursive: set[str], cap: int) -> dict[str, int]:
+    """Function name -> the nodes its body would have with every call inlined, transitively (capped at `cap`;
+    `cap` for a recursive function): callees first, one pass over the library."""
+    signatures = {function.signature.name: function.signature for function in library.function}
+    by_name = {function.signature.name: function for function in library.function}
+    sizes: dict[str, int] = {}
+    for component in strongly_connected(call_graph(library)):
+        for name in component:
+            if name in recursive:
+                sizes[name] = cap
+                continue
+            total = 0
+            for node in by_name[name].node_def:
+                called = callee(node, signatures)
+                total += 1 if called is None or called in recursive else sizes.get(called, 1)
+            sizes[name] = min(total, cap)
+    return sizes
+
+
 @dataclass(frozen=True)
 class Inline(Pass):
     """Inline calls of library functions (PartitionedCall, StatefulPartitionedCall) into the graph."""
 
     name = "inline"
     max_depth: int = 64
+    max_nodes: int = 50_000
+    max_total: int = 500_000
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         signatures = signatures_of(graph)
         if not signatures:
             return
-        inlined: set[str] = set()
-        self._inline_all(graph, graph, signatures, ctx, inlined)
-        for name in sorted(referenced_functions(graph)):
+        calls = call_graph(graph.library)
+        run = _Run(self, graph, signatures, recursive_functions(calls), ctx)
+        run.inline_all(graph)
+        names = set(calls)
+        live = {name for node in graph.nodes() for name in called_functions(node.proto, names)}
+        # Callers before callees: when a function comes up, every body that could still call it is final, so a
+        # function that inlining left unreferenced is never expanded (a chain inlined into the graph costs its
+        # length, not its square).
+        for name in callers_first(calls, live):
             function = graph.function(name)
-            if function is None or not any(callee(node, signatures) for node in function.node_def):
+            if name not in live or function is None:
                 continue
-            if name in referenced_functions(graph, function.node_def):
-                ctx.logger.info("inline: leave calls in %s: it calls itself", name)
-                continue
-            try:
-                body = lift(function, signatures)
-            except NotLiftable as error:
-                ctx.logger.info("inline: leave calls in %s: %s", name, error)
-                continue
-            before = body.graph.mutations
-            self._inline_all(body.graph, graph, signatures, ctx, inlined)
-            if body.graph.mutations != before:
-                graph.set_function(lower(body, signatures))
-        drop_unreferenced(graph, inlined)
-
-    def _inline_all(
-        self, target: Graph, library: Graph, signatures: Signatures, ctx: PassContext, inlined: set[str]
-    ) -> None:
-        pending = [(node.name, 0) for node in target.nodes() if callee(node.proto, signatures)]
-        bodies: dict[str, FunctionBody | None] = {}
-        while pending:
-            call, depth = pending.pop(0)
-            name = callee(target.node(call).proto, signatures)
-            function = library.function(name) if name else None
-            if name is None or function is None:
-                continue
-            if depth >= self.max_depth:
-                ctx.logger.info("inline: leave %s: calls nest deeper than %d", call, self.max_depth)
-                continue
-            if name not in bodies:
+            if name in run.recursive:
+                ctx.logger.info("inline: leave calls in %s: it is recursive", name)
+            elif any(
+                run.inlinable(called) and run.expansion.get(called, 0) <= self.max_nodes  # type: ignore[arg-type]
+                for called in (callee(node, signatures) for node in function.node_def)
+            ):
                 try:
-                    bodies[name] = lift(function, signatures)
+                    body = lift(function, signatures)
                 except NotLiftable as error:
-                    ctx.logger.info("inline: leave %s: %s", call, error)
-                    bodies[name] = None
-            body = bodies[name]
-            if body is None or not ctx.allow_rewrite():
+                    ctx.logger.info("inline: leave calls in %s: %s", name, error)
+                else:
+                    before = body.graph.mutations
+                    run.inline_all(body.graph)
+                    if body.graph.mutations != before:
+                        graph.set_function(lower(body, signatures))
+                        function = graph.function(name) or function
+            live.update(called for node in function.node_def for called in called_functions(node, names))
+        if run.over_budget:
+            ctx.logger.info(
+                "inline: left %d calls: inlining them would add more than %d nodes in all", run.over_budget, run.budget
+            )
+        drop_unreferenced(graph, run.inlined)
+
+
+class _Run:
+    """One run of the pass: the bodies lifted so far, the node budget left, what was inlined."""
+
+    def __init__(
+        self, options: Inline, library: Graph, signatures: Signatures, recursive: set[str], ctx: PassContext
+    ) -> None:
+        self.options, self.library, self.signatures, self.recursive, self.ctx = (
+            options,
+            library,
+            signatures,
+            recursive,
+            ctx,
+        )
+        self.bodies: dict[str, FunctionBody | None] = {}
+        self.budget = options.max_total
+        self.expansion = expansion_sizes(library.library, recursive, options.max_nodes + 1)
+        self.added = 0
+        self.over_budget = 0
+        self.inlined: set[str] = set()
+
+    def inlinable(self, name: str | None) -> bool:
+        """Whether calls of `name` may be inlined at all: a library function that is not recursive."""
+        return name is not None and name not in self.recursive and self.library.function(name) is not None
+
+    def too_big(self, call: str, name: str) -> bool:
+        """Whether the whole expansion of a call of `name` is over `max-nodes` (then the call stays, logged)."""
+        if self.expansion.get(name, 0) <= self.options.max_nodes:
+            return False
+        self.ctx.logger.info(
+            "inline: leave %s: %s with everything it calls has more than %d nodes", call, name, self.options.max_nodes
+        )
+        return True
+
+    def _body(self, call: str, name: str) -> FunctionBody | None:
+        if name not in self.bodies:
+            function = self.library.function(name)
+            try:
+                self.bodies[name] = None if function is None else lift(function, self.signatures)
+            except NotLiftable as error:
+                self.ctx.logger.info("inline: leave %s: %s", call, error)
+                self.bodies[name] = None
+        return self.bodies[name]
+
+    def inline_all(self, target: Graph) -> None:
+        """Inline every call in `target`, breadth-first, calls the bodies bring included (see the contract)."""
+        pending = deque((node.name, 0) for node in target.nodes() if callee(node.proto, self.signatures))
+        while pending:
+            call, depth = pending.popleft()
+            name = callee(target.node(call).proto, self.signatures)
+            if not self.inlinable(name):
+                if name in self.recursive:
+                    self.ctx.logger.info("inline: leave %s: %s is recursive", call, name)
                 continue
-            inlined.add(name)
-            brought = inline_call(target, call, body, signatures)
+            assert name is not None
+            if depth >= self.options.max_depth:
+                self.ctx.logger.info("inline: leave %s: calls nest deeper than %d", call, self.options.max_depth)
+                continue
+            if self.too_big(call, name):
+                continue
+            body = self._body(call, name)
+            if body is None:
+                continue
+            size = len(body.graph) - len(body.args)
+            if self.added + size > self.budget:
+                self.over_budget += 1
+                continue
+            if not self.ctx.allow_rewrite():
+                continue
+            self.added += size
+            self.inlined.add(name)
+            brought = inline_call(target, call, body, self.signatures)
             pending.extend((inner, depth + 1) for inner in brought)

@@ -7,15 +7,25 @@
   `absurd-shape` (a constant declaring 10^12 elements), `bad-content` (tensor bytes that do not fit the shape),
   `huge-placeholder` (an input declared with 10^10 elements), `empty-name`, `self-loop`, `control-cycle`.
 Every case is a model a user could hand to `optimize`; none may produce a traceback, a hang or a wrong result.
+
+Function libraries: `recursive_library(kind)` (`RECURSION_KINDS`: direct, mutual, through an op name, `If`,
+`While`, `Case`, a three-cycle), `call_chain(depth)`, `fan_out_tree(depth)`. Whole runs: `SCENARIOS`, each a
+`Scenario` that writes its files (models, symlinks, FIFOs, `.npy`s with hostile headers, checkpoint state files
+pointing out of their folder, batch inputs whose output names collide, nested `.pbtxt`) and the command line, with
+the exit code and message the run must end with.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from optimizer.protos import GraphDef, NodeDef
+from optimizer.protos import FunctionDef, GraphDef, NodeDef
 
 Mutation = Callable[[GraphDef, np.random.Generator], None]
 
@@ -160,3 +170,345 @@ def hostile_cases(seeds: list[GraphDef], rng: np.random.Generator, count: int) -
             yield kind, mutate_bytes(kind, seed.SerializeToString(), other, rng)
         else:
             yield kind, mutate_structure(kind, seed, rng)
+
+
+# ----- function libraries: recursion, deep call chains, fan-out call trees -------------------------------------
+
+_FLOAT = 1  # DT_FLOAT
+
+
+def _argument(function: FunctionDef, name: str) -> None:
+    function.signature.input_arg.add(name=name, type=_FLOAT)
+
+
+def _call(function: FunctionDef, name: str, callee: str, source: str, how: str = "PartitionedCall") -> str:
+    """Add to `function` a node calling `callee` on `source` (`how`: a call op, `op` for the function as its op,
+    or a functional op `If`/`While`/`Case` whose branch or body is `callee`); return its output's spelling."""
+    node = function.node_def.add(name=name)
+    if how == "op":
+        node.op = callee
+        node.input.append(source)
+        return f"{name}:y:0"
+    node.op = how
+    if how == "If":
+        node.input.extend(["cond", source])  # `cond` is a bool argument the caller adds
+        node.attr["then_branch"].func.name = callee
+        node.attr["else_branch"].func.name = callee
+        node.attr["Tcond"].type = 10
+    elif how == "While":
+        node.input.append(source)
+        node.attr["body"].func.name = callee
+        node.attr["cond"].func.name = callee
+        node.attr["T"].list.type.append(_FLOAT)
+    elif how == "Case":
+        node.input.extend(["index", source])
+        node.attr["branches"].list.func.add(name=callee)
+        node.attr["branches"].list.func.add(name=callee)
+    else:
+        node.input.append(source)
+        node.attr["f"].func.name = callee
+    if how != "While":
+        node.attr["Tin"].list.type.append(_FLOAT)
+        node.attr["Tout"].list.type.append(_FLOAT)
+    return f"{name}:output:0"
+
+
+def _function(library: GraphDef, name: str) -> FunctionDef:
+    function = library.library.function.add()
+    function.signature.name = name
+    _argument(function, "x")
+    function.signature.output_arg.add(name="y", type=_FLOAT)
+    return function
+
+
+def _negate_returning(function: FunctionDef, source: str) -> None:
+    """End `function` with `y = Neg(source)`: a body that computes something."""
+    node = function.node_def.add(name="neg", op="Neg")
+    node.input.append(source)
+    node.attr["T"].type = _FLOAT
+    function.ret["y"] = "neg:y:0"
+
+
+def _caller(library: GraphDef, callee: str) -> GraphDef:
+    """The top-level graph: `x` (a float placeholder) -> `out`, a PartitionedCall of `callee`."""
+    x = library.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = _FLOAT
+    x.attr["shape"].shape.dim.add(size=2)
+    call = library.node.add(name="out", op="PartitionedCall")
+    call.input.append("x")
+    call.attr["f"].func.name = callee
+    call.attr["Tin"].list.type.append(_FLOAT)
+    call.attr["Tout"].list.type.append(_FLOAT)
+    return library
+
+
+RECURSION_KINDS = ("direct", "mutual", "op-name", "if", "while", "case", "three-cycle")
+
+
+def recursive_library(kind: str) -> GraphDef:
+    """A graph calling a recursive function: `direct` (f calls f), `mutual` (f calls g calls f), `op-name` (g is
+    used as f's op), `if`/`while`/`case` (f is its own branch or body), `three-cycle` (f -> g -> h -> f)."""
+    graph_def = GraphDef()
+    if kind in ("direct", "if", "while", "case"):
+        f = _function(graph_def, "f")
+        if kind in ("if", "case"):
+            f.signature.input_arg.add(name="cond" if kind == "if" else "index", type=10 if kind == "if" else 3)
+        how = {"direct": "PartitionedCall", "if": "If", "while": "While", "case": "Case"}[kind]
+        _negate_returning(f, _call(f, "again", "f", "x", how))
+        return _caller(graph_def, "f")
+    names = {"mutual": ["f", "g"], "op-name": ["f", "g"], "three-cycle": ["f", "g", "h"]}[kind]
+    for index, name in enumerate(names):
+        function = _function(graph_def, name)
+        callee = names[(index + 1) % len(names)]
+        how = "op" if kind == "op-name" and name == "f" else "PartitionedCall"
+        _negate_returning(function, _call(function, "call", callee, "x", how))
+    return _caller(graph_def, "f")
+
+
+def call_chain(depth: int) -> GraphDef:
+    """`out = f0(x)`, where `f<i>(x) = -f<i+1>(x)` down to `f<depth-1>(x) = -x`: `depth` nested calls."""
+    graph_def = GraphDef()
+    for index in range(depth):
+        function = _function(graph_def, f"f{index}")
+        source = "x" if index == depth - 1 else _call(function, "call", f"f{index + 1}", "x")
+        _negate_returning(function, source)
+    return _caller(graph_def, "f0")
+
+
+def fan_out_tree(depth: int) -> GraphDef:
+    """`out = f0(x)`, where `f<i>(x) = f<i+1>(x) + f<i+1>(x)`: inlined whole it is 2^depth copies of the leaf."""
+    graph_def = GraphDef()
+    for index in range(depth):
+        function = _function(graph_def, f"f{index}")
+        if index == depth - 1:
+            _negate_returning(function, "x")
+            continue
+        left = _call(function, "left", f"f{index + 1}", "x")
+        right = _call(function, "right", f"f{index + 1}", "x")
+        add = function.node_def.add(name="add", op="AddV2")
+        add.input.extend([left, right])
+        add.attr["T"].type = _FLOAT
+        function.ret["y"] = "add:z:0"
+    return _caller(graph_def, "f0")
+
+
+# ----- whole runs: a model, files around it and a command line, with the exit code and message they must get ---
+
+SMALL = (
+    'node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } }'
+    ' attr { key: "shape" value { shape { dim { size: 2 } } } } }\n'
+    'node { name: "y" op: "Neg" input: "x" attr { key: "T" value { type: DT_FLOAT } } }\n'
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A hostile run: `make(folder)` writes the files into `folder` and returns the arguments of `optimize`
+    (run in `folder`); the run must exit with `code`, and on an error print one line holding `message`.
+    `writes` are the only files the run may add (on success)."""
+
+    name: str
+    make: Callable[[Path], list[str]]
+    code: int
+    message: str = ""
+    writes: tuple[str, ...] = ()
+
+
+def _small(folder: Path, name: str = "model.pbtxt") -> str:
+    (folder / name).write_text(SMALL)
+    return name
+
+
+def _binary(folder: Path, graph_def: GraphDef, name: str = "model.pb") -> str:
+    (folder / name).write_bytes(graph_def.SerializeToString())
+    return name
+
+
+def _npy_with_header(header: bytes, payload: bytes = b"") -> bytes:
+    """A `.npy` (version 2) with this header dict text, padded as numpy pads it."""
+    header += b" " * (63 - (len(header) + 12) % 64) + b"\n"
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header + payload
+
+
+def _fifo(folder: Path, name: str) -> str:
+    os.mkfifo(folder / name)
+    return name
+
+
+def nested_pbtxt(depth: int) -> str:
+    """A text GraphDef whose one attr nests `depth` function attrs: parsers that recurse run out of stack."""
+    opening = 'func { name: "f" attr { key: "a" value { ' * depth
+    return f'node {{ name: "x" op: "Const" attr {{ key: "value" value {{ {opening}{"} } }" * depth} }} }} }}\n'
+
+
+def _checkpoint_outside(folder: Path, relative: bool) -> list[str]:
+    """A model folder whose `checkpoint` state file names a checkpoint outside it (written with TensorFlow)."""
+    from optimizer._tf import tensorflow
+
+    tf = tensorflow()
+    outside = folder / "elsewhere"
+    prefix = tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])).write(str(outside / "secret"))
+    model = folder / "model"
+    model.mkdir()
+    target = "../elsewhere/secret" if relative else prefix
+    (model / "checkpoint").write_text(f'model_checkpoint_path: "{target}"\n')
+    _small(model)
+    return ["model/model.pbtxt", "--checkpoint", "model", "-o", "out.pb"]
+
+
+def _batch_collision(folder: Path) -> list[str]:
+    for sub in ("a/b", "c/b"):
+        (folder / sub).mkdir(parents=True)
+        _small(folder / sub, "m.pbtxt")
+    _small(folder, "b_m.pbtxt")
+    return ["a/b/m.pbtxt", "c/b/m.pbtxt", "b_m.pbtxt", "-o", "out/"]
+
+
+def _linked(folder: Path, target: str, link: str) -> str:
+    os.symlink(target, folder / link)
+    return link
+
+
+SCENARIOS: list[Scenario] = [
+    *(
+        Scenario(
+            f"recursive-{kind}",
+            lambda folder, kind=kind: [_binary(folder, recursive_library(kind)), "-o", "out.pb"],
+            2,
+            "the function library is recursive (f -> ",
+        )
+        for kind in RECURSION_KINDS
+    ),
+    Scenario(
+        "call-chain-3000", lambda f: [_binary(f, call_chain(3000)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)
+    ),
+    Scenario("call-chain-100", lambda f: [_binary(f, call_chain(100)), "-o", "out.pb"], 0, "", ("out.pb",)),
+    Scenario("fan-out-40", lambda f: [_binary(f, fan_out_tree(40)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)),
+    Scenario("output-is-input", lambda f: [_small(f), "-o", "model.pbtxt"], 2, "would overwrite an input"),
+    Scenario(
+        "output-links-to-input",
+        lambda f: [_small(f), "-o", _linked(f, "model.pbtxt", "out.pbtxt")],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "report-json-is-input",
+        lambda f: [_small(f), "-o", "out.pb", "--report-json", "model.pbtxt"],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "report-json-links-to-input",
+        lambda f: [_small(f), "-o", "out.pb", "--report-json", _linked(f, "model.pbtxt", "r.json")],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "output-over-input-data",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy", _npy_with_header(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", bytes(8))
+            ),
+            "-o",
+            "x.npy",
+        ],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario("output-dev-null", lambda f: [_small(f), "-o", "/dev/null"], 2, "it is a character device"),
+    Scenario("model-fifo", lambda f: [_fifo(f, "model.pb"), "-o", "out.pb"], 2, "is a named pipe (FIFO)"),
+    Scenario("model-dev-zero", lambda f: ["/dev/zero", "-o", "out.pb"], 2, "is a character device"),
+    Scenario(
+        "input-data-fifo",
+        lambda f: [_small(f), "--input-data", "x=" + _fifo(f, "x.npy"), "-o", "out.pb"],
+        2,
+        "is a named pipe (FIFO)",
+    ),
+    Scenario(
+        "input-data-dev-zero",
+        lambda f: [_small(f), "--input-data", "x=/dev/zero", "-o", "out.pb"],
+        2,
+        "character device",
+    ),
+    Scenario("checkpoint-state-absolute", lambda f: _checkpoint_outside(f, relative=False), 2, "outside its folder"),
+    Scenario("checkpoint-state-climbs", lambda f: _checkpoint_outside(f, relative=True), 2, "outside its folder"),
+    Scenario("batch-collision", _batch_collision, 2, "batch outputs collide"),
+    Scenario(
+        "batch-output-is-input",
+        lambda f: [_small(f, "a.pbtxt"), _small(f, "b.pbtxt"), "-o", "./", "--format", "pbtxt"],
+        2,
+        "would overwrite an input",
+    ),
+    Scenario(
+        "dump-dir-is-a-file",
+        lambda f: [_small(f), "-o", "out.pb", "--dump-dir", _write(f / "notes.txt", b"notes")],
+        2,
+        "--dump-dir must be a folder",
+    ),
+    Scenario(
+        "nested-pbtxt",
+        lambda f: [_write(f / "deep.pbtxt", nested_pbtxt(5000).encode()), "-o", "out.pb"],
+        2,
+        "too deeply",
+    ),
+    Scenario(
+        "npy-huge-header",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy",
+                _npy_with_header(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }" + b" " * 200_000),
+            ),
+            "-o",
+            "out.pb",
+        ],
+        2,
+        "not a readable .npy file",
+    ),
+    Scenario(
+        "npy-huge-shape",
+        lambda f: [
+            _small(f),
+            "--input-data",
+            "x="
+            + _write(
+                f / "x.npy",
+                _npy_with_header(
+                    b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 1000), }", bytes(16)
+                ),
+            ),
+            "-o",
+            "out.pb",
+        ],
+        2,
+        "declares shape [100000, 100000, 1000]",
+    ),
+    Scenario("input-range-inf", lambda f: [_small(f), "--input-range", "x=inf,1", "-o", "out.pb"], 2, "finite"),
+    Scenario("input-range-to-inf", lambda f: [_small(f), "--input-range", "x=0,inf", "-o", "out.pb"], 2, "finite"),
+    *(
+        Scenario(
+            f"placeholder-{dtype.lower()}",
+            lambda f, dtype=dtype: [
+                _write(
+                    f / "model.pbtxt", SMALL.replace("DT_FLOAT", dtype).replace('op: "Neg"', 'op: "Identity"').encode()
+                ),
+                "-o",
+                "out.pb",
+            ],
+            4,  # written, not verified (issue 18): no value of such a type can be made up
+            f"is a {dtype[3:].lower()}, of which no value can be made up",
+            ("out.pb",),
+        )
+        for dtype in ("DT_VARIANT", "DT_QINT8")
+    ),
+]
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return path.name

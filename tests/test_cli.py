@@ -124,7 +124,7 @@ def test_bad_files_exit_2_with_one_line_naming_the_file(
         (["--inputs", "image"], "input 'image' names no node"),
         (["--outputs", "probabilities:3"], "has 1 output(s)"),
         (["-o", "/nonexistent-folder/out.pb"], "folder /nonexistent-folder does not exist"),
-        (["-o", str(CNN)], "would overwrite the input"),
+        (["-o", str(CNN)], "would overwrite an input of this run"),
         (["--no-such-flag"], "No such option"),
     ],
 )

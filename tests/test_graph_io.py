@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import text_format
 
 import optimizer
-from optimizer import Graph, OptimizerError, graph_io
+from optimizer import Graph, OptimizerError, graph_io, paths
 from optimizer._tf import tensorflow
 from optimizer.graph_io import read_graph_def, write_graph_def
 from optimizer.protos import GraphDef
@@ -278,10 +278,10 @@ def test_a_permission_error_raises_one_line(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "locked.pb"
     path.write_bytes(b"\x0a\x00")
 
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(name: str, flags: int) -> int:
+        raise PermissionError(13, "Permission denied", name)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(paths.os, "open", refuse)
     message = _raises_one_line(path)
     assert "cannot read" in message and "Permission denied" in message
 

@@ -3,6 +3,7 @@ names (polymorphic functions, recursion); golden pairs in `tests/golden/inline/`
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from optimizer._tf import tensorflow
 from optimizer.protos import GraphDef
 from optimizer.session import run_graph
 from passes.inline import Inline
+from tests.hostile import call_chain, fan_out_tree
 
 tf = tensorflow()
 
@@ -136,15 +138,70 @@ library {
 """
 
 
-def test_polymorphic_functions_stay_and_recursion_stops(caplog: pytest.LogCaptureFixture) -> None:
+def test_polymorphic_and_recursive_functions_stay(caplog: pytest.LogCaptureFixture) -> None:
     graph_def = text_format.Parse(POLYMORPHIC, GraphDef())
     graph = Graph.from_graph_def(graph_def, [Tensor("x")], [Tensor("call"), Tensor("loop")])
     with caplog.at_level("INFO"):
-        optimizer.optimize(graph, "inline{max-depth=3}")
-    assert graph.op("call") == "PartitionedCall"
-    assert "polymorphic" in caplog.text and "nest deeper than 3" in caplog.text
-    calls = [node.name for node in graph.nodes() if node.op == "PartitionedCall"]
-    assert calls == ["call", "loop/again/again/again"]
-    assert graph.op("loop") == "Identity"  # it keeps its name: it is an output
-    assert "calls itself" in caplog.text  # so its body is not inlined into itself
+        assert not optimizer.optimize(graph, "inline").changed
+    assert graph.op("call") == "PartitionedCall" and graph.op("loop") == "PartitionedCall"
+    assert "polymorphic" in caplog.text
+    assert "leave loop: forever is recursive" in caplog.text
     assert {function.signature.name for function in graph.library.function} == {"negate", "forever"}
+
+
+def _chain_graph(depth: int) -> Graph:
+    return Graph.from_graph_def(call_chain(depth), [Tensor("x")], [Tensor("out")])
+
+
+def _run(graph: Graph) -> list[float]:
+    return [float(value) for value in run_graph(graph.to_graph_def(), {"x:0": FEED[:2]}, ["out:0"])[0]]
+
+
+def test_calls_nested_deeper_than_max_depth_stay_in_a_function(caplog: pytest.LogCaptureFixture) -> None:
+    graph = _chain_graph(5)
+    with caplog.at_level("INFO"):
+        optimizer.optimize(graph, "inline{max-depth=3}")
+    assert "nest deeper than 3" in caplog.text
+    # f0, f1, f2 are inlined into the graph; f3 stays called, with f4 inlined into it
+    assert [node.op for node in graph.nodes()].count("Neg") == 3
+    assert {function.signature.name for function in graph.library.function} == {"f3"}
+    f3 = graph.function("f3")
+    assert f3 is not None and [node.op for node in f3.node_def].count("Neg") == 2
+    assert _run(graph) == (-FEED[:2]).tolist()
+
+
+def test_a_deep_chain_is_inlined_whole_in_linear_time() -> None:
+    timings = []
+    for depth in (500, 2000):
+        graph = _chain_graph(depth)
+        start = time.perf_counter()
+        optimizer.optimize(graph, f"inline{{max-depth={depth}}}")
+        timings.append(time.perf_counter() - start)
+        assert [node.op for node in graph.nodes()].count("Neg") == depth and not graph.library.function
+    assert timings[1] < 8 * timings[0]  # 4 times the depth: about 4 times the time, nothing quadratic
+
+
+def test_a_fan_out_tree_stops_at_the_node_budget(caplog: pytest.LogCaptureFixture) -> None:
+    """Each function calls the next twice: inlined whole, 2^39 copies of the leaf. Only functions whose whole
+    expansion fits `max-nodes` are inlined, into the smallest function that does not fit; a second run agrees."""
+    graph = Graph.from_graph_def(fan_out_tree(40), [Tensor("x")], [Tensor("out")])
+    with caplog.at_level("INFO"):
+        optimizer.optimize(graph, "inline{max-nodes=1000}")
+    assert "with everything it calls has more than 1000 nodes" in caplog.text
+    assert graph.op("out") == "PartitionedCall" and len(graph) == 2
+    sizes = {function.signature.name: len(function.node_def) for function in graph.library.function}
+    # f<39-j> expands to 2^(j+1) - 1 nodes: f31 to 511, f30 to 1023, so f30 holds two copies of f31 and an add
+    assert sizes == {**{f"f{index}": 3 for index in range(30)}, "f30": 2 * 511 + 1}
+    assert not optimizer.optimize(graph, "inline{max-nodes=1000}").changed
+    assert (
+        _run(Graph.from_graph_def(fan_out_tree(12), [Tensor("x")], [Tensor("out")])) == (-(2.0**11) * FEED[:2]).tolist()
+    )
+
+
+def test_the_total_added_by_one_run_is_capped(caplog: pytest.LogCaptureFixture) -> None:
+    graph = Graph.from_graph_def(fan_out_tree(12), [Tensor("x")], [Tensor("out")])
+    with caplog.at_level("INFO"):
+        optimizer.optimize(graph, "inline{max-total=100}")
+    assert "would add more than 100 nodes in all" in caplog.text
+    assert len(graph) <= 2 + 100
+    assert _run(graph) == (-(2.0**11) * FEED[:2]).tolist()
