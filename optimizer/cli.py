@@ -11,12 +11,13 @@ it verifiable).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from optimizer.exit_codes import (
     EXIT_VERIFY_FAILED,
     worst,
 )
+from optimizer.sandbox import DEFAULT_SECONDS
 
 if TYPE_CHECKING:
     from optimizer.ir import Graph
@@ -352,6 +354,23 @@ def _loosen_for_quantization(keywords: dict[str, Any], convert_options: ConvertO
     return f"quantized weights (--{flag}): compared with rtol {keywords['rtol']:g}, atol {keywords['atol']:g}"
 
 
+@contextlib.contextmanager
+def _crash_verdict(report: OptimizeReport, graph: Graph, input_path: str) -> Iterator[None]:
+    """Turn a verification child's crash, timeout or memory blow-up into a verdict: while the candidate ran, it
+    failed (exit 1); otherwise the original is at fault (an input error, exit 2, one line naming the file)."""
+    from optimizer.errors import OptimizerError
+    from optimizer.sandbox import ChildFailure
+    from optimizer.verify import CANDIDATE_STEP, Verification, failed_checks
+
+    try:
+        yield
+    except ChildFailure as failure:
+        if failure.step != CANDIDATE_STEP:
+            raise OptimizerError(str(failure), input_path) from None
+        message = f"the optimized model made TensorFlow fail: {failure}"
+        report.verification = Verification(outputs=failed_checks(map(str, graph.outputs), message))
+
+
 def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int:
     from optimizer.api import load, optimize
     from optimizer.errors import OptimizerError
@@ -422,7 +441,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     )
     model = _to_tflite(input_path, graph, original, convert_options, report, options, console)
     if original is not None and keywords is not None:
-        with console.status("verifying...", spinner="dots"):
+        with console.status("verifying...", spinner="dots"), _crash_verdict(report, graph, input_path):
             before = original.to_graph_def()
             if model is not None:
                 report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
@@ -509,6 +528,19 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 @click.option("--print-after-change", is_flag=True, help="Print the graph after each pass that changed it.")
 @click.option("--diff", is_flag=True, help="Show what differs: optimize --diff A B.")
 @click.option("--jobs", default=1, show_default=True, metavar="N", help="Batch mode: models optimized at once.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wall-time limit of each stage's TensorFlow work (fold, verification), run in a child process.",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="Memory limit of that child process, such as 4G or 512M (default: 3/4 of physical memory).",
+)
 @click.option("--list-passes", is_flag=True, help="List the known passes and exit.")
 @click.option("--explain", metavar="PASS", help="Print a pass's contract and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings (the exit code tells the result).")
@@ -534,13 +566,30 @@ def command(paths: tuple[str, ...], **options: Any) -> int:
     if options["compare"]:
         if len(paths) != 2:
             raise _UsageFailure("--compare takes two models: ORIGINAL CANDIDATE")
+        _set_limits(options)
         return _compare(paths[0], paths[1], options, console)
     if not paths:
         raise _UsageFailure("give an INPUT model (see optimize --help)")
+    _set_limits(options)
     output = options["output_path"]
     if len(paths) > 1 or (output is not None and (output.endswith(os.sep) or os.path.isdir(output))):
         return _batch(paths, options, console)
     return _optimize(paths[0], options, console)
+
+
+def _set_limits(options: dict[str, Any]) -> None:
+    """Apply --time-limit and --memory-limit to the child that runs TensorFlow, and start it (its import of
+    TensorFlow overlaps loading the model)."""
+    from optimizer import sandbox
+
+    memory = sandbox.Limits().memory
+    if options["memory_limit"] is not None:
+        try:
+            memory = sandbox.parse_size(options["memory_limit"])
+        except ValueError as error:
+            raise _UsageFailure(f"--memory-limit: {error}") from None
+    sandbox.set_limits(sandbox.Limits(options["time_limit"], memory))
+    sandbox.start()
 
 
 def _batch_work(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
@@ -550,6 +599,7 @@ def _batch_work(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
     from optimizer.errors import OptimizerError, PassError
 
     path, output, options = task
+    _set_limits(options)  # in a spawned batch process, this module's limits start from the defaults
     with tempfile.TemporaryDirectory() as folder:
         report_path = os.path.join(folder, "report.json")
         settings = {**options, "output_path": output, "report_json": report_path, "quiet": True, "in_batch": True}

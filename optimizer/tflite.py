@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import sandbox
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.function import as_function
@@ -206,6 +207,23 @@ def verify_tflite(
     model: bytes,
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
+    **options: Any,
+) -> Verification:
+    """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
+    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
+    `init` run, and `words` for random strings; `by_signature_keys` as for `run_tflite`. The interpreter's random
+    ops cannot be seeded: when the model has some (`random_operators`), the outputs that random ops of the original
+    reach are not compared.
+
+    It runs in the limited child process (`optimizer.sandbox`, stage `verification`), as `verify` does."""
+    return sandbox.call("verification", _verify_tflite_here, original, model, inputs, outputs, **options)
+
+
+def _verify_tflite_here(
+    original: GraphDef,
+    model: bytes,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
     *,
     seed: int = 0,
     samples: int = 1,
@@ -219,11 +237,7 @@ def verify_tflite(
     words: Sequence[bytes] = (),
     by_signature_keys: bool = False,
 ) -> Verification:
-    """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
-    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
-    `init` run, and `words` for random strings; `by_signature_keys` as for `run_tflite`. The interpreter's random
-    ops cannot be seeded: when the model has some (`random_operators`), the outputs that random ops of the original
-    reach are not compared."""
+    """`verify_tflite`, in this process."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return run_tflite(model, [feeds[str(tensor)] for tensor in inputs], by_signature_keys=by_signature_keys)
