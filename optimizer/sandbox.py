@@ -9,7 +9,8 @@ Contract
 - `call(stage, function, *args, node=None, **kwargs)` runs `function(*args, **kwargs)` (a module-level function:
   it is pickled by reference, its arguments and result by value) in this process's worker and returns its result.
   The worker is a spawned process started on the first call and kept for the next ones, so TensorFlow is imported
-  once per run, not once per call; `start()` starts it ahead of time (its import then overlaps other work).
+  once per run, not once per call; `start()` starts it ahead of time (its import then overlaps other work). A
+  call's time limit counts from the moment the worker has imported TensorFlow.
 - An exception raised by `function` is raised again here: the same exception when it pickles, otherwise a
   `RuntimeError` with `tf_errors.describe`'s one line.
 - When the worker dies (a signal), runs longer than `Limits.seconds` on one call, or its resident memory exceeds
@@ -41,6 +42,8 @@ DEFAULT_SECONDS = 600.0
 """The default wall-time limit of one call (one stage's TensorFlow work), in seconds."""
 DEFAULT_MEMORY_FRACTION = 0.75
 """The default memory limit: this fraction of the machine's physical memory."""
+READY = "ready"
+"""The worker's first message: TensorFlow is imported (a call's time limit counts from then on)."""
 POLL_SECONDS = 0.02
 """How often the worker's resident memory is read while a call runs."""
 
@@ -110,6 +113,7 @@ def _serve(connection: Connection) -> None:
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
     tensorflow()  # imported once, before the first request
+    connection.send((None, READY))
     while True:
         try:
             function, args, kwargs = connection.recv()
@@ -151,6 +155,7 @@ class Worker:
         self.limits = Limits()
         self._process: Any = None
         self._connection: Connection | None = None
+        self._ready = False
 
     def start(self) -> None:
         """Start the worker if none is running."""
@@ -160,6 +165,7 @@ class Worker:
         parent, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child,), daemon=True, name="optimizer-tensorflow")
         self._process.start()
+        self._ready = False
         child.close()
         self._connection = parent
 
@@ -178,9 +184,15 @@ class Worker:
         self.start()
         assert self._connection is not None and self._process is not None
         process, connection = self._process, self._connection
-        deadline = time.monotonic() + self.limits.seconds
         last_step: str | None = None
         try:
+            if not self._ready:  # the import of TensorFlow does not count against the first call's time limit
+                while not connection.poll(POLL_SECONDS):
+                    if not process.is_alive():
+                        raise EOFError
+                connection.recv()
+                self._ready = True
+            deadline = time.monotonic() + self.limits.seconds
             connection.send((function, args, kwargs))
             while True:
                 if connection.poll(POLL_SECONDS):
