@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from optimizer.verify import Verification
 
 
+BATCH_STAGES = 3
+"""In a batch, each model's whole run (loading and passes, folding, verification) gets this many --time-limit."""
+
+
 class _UsageFailure(Exception):
     """A usage mistake found by the command itself (exit 2)."""
 
@@ -312,11 +316,11 @@ def _to_tflite(
 
     if convert_options is None:
         return None
-    with console.status("converting to TFLite...", spinner="dots"):
+    with console.status("converting to TFLite...", spinner="dots"), _named(input_path):
         model = convert(graph, convert_options)
     report.tflite = TfliteFigures(len(model), operator_count(model), dataclasses.asdict(convert_options))
     if options.get("compare_converter") and original is not None:
-        with console.status("converting with TensorFlow alone...", spinner="dots"):
+        with console.status("converting with TensorFlow alone...", spinner="dots"), _named(input_path):
             report.tflite.baseline = convert_without_optimizing(
                 input_path, original, convert_options, signature=options["signature"], tag=options["tag"]
             )
@@ -352,6 +356,18 @@ def _loosen_for_quantization(keywords: dict[str, Any], convert_options: ConvertO
     keywords["rtol"], keywords["atol"] = QUANTIZED_TOLERANCES[scheme]
     flag = scheme.replace("_", "-")
     return f"quantized weights (--{flag}): compared with rtol {keywords['rtol']:g}, atol {keywords['atol']:g}"
+
+
+@contextlib.contextmanager
+def _named(input_path: str) -> Iterator[None]:
+    """Name the model in the line of a child's crash, timeout or memory blow-up (an input error, exit 2)."""
+    from optimizer.errors import OptimizerError
+    from optimizer.sandbox import ChildFailure
+
+    try:
+        yield
+    except ChildFailure as failure:
+        raise OptimizerError(str(failure), input_path) from None
 
 
 @contextlib.contextmanager
@@ -534,7 +550,8 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     default=DEFAULT_SECONDS,
     show_default=True,
     metavar="SECONDS",
-    help="Wall-time limit of each stage's TensorFlow work (fold, verification), run in a child process.",
+    help="Wall-time limit of each stage's TensorFlow work (fold, verification), run in a child process; in a "
+    f"batch, each model's whole run gets {BATCH_STAGES}x this.",
 )
 @click.option(
     "--memory-limit",
@@ -617,6 +634,7 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     """Optimize every model into the output folder, `--jobs` at a time; print a summary; exit with the worst code."""
     from rich.table import Table
 
+    from optimizer import sandbox
     from optimizer.batch import output_paths, run_batch
 
     folder = options["output_path"]
@@ -625,7 +643,8 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     os.makedirs(folder, exist_ok=True)
     extension = options["fmt"] or "pb"
     tasks = [(path, out, options) for path, out in zip(paths, output_paths(paths, folder, extension), strict=True)]
-    results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console)
+    limits = sandbox.Limits(BATCH_STAGES * options["time_limit"], sandbox.limits().memory)
+    results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console, limits)
     table = Table(title=f"Batch: {len(paths)} models -> {folder}", title_justify="left")
     for column in ("model", "nodes", "time", "verification", "result"):
         table.add_column(column, justify="right" if column in ("nodes", "time") else "left")

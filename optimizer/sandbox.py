@@ -85,10 +85,13 @@ def format_size(size: int) -> str:
 
 class ChildFailure(OptimizerError):
     """The worker crashed, timed out or ran out of memory; `str()` is the one line, `stage` and `cause` its parts;
-    `step` is the last step the call announced (`step`), or None."""
+    `step` is the last step the call announced (`step`), or None; `internal` is True when the worker exited by
+    itself (a bug, not the model's doing)."""
 
-    def __init__(self, stage: str, node: str | None, cause: str, step: str | None = None) -> None:
-        self.stage, self.node, self.cause, self.step = stage, node, cause, step
+    def __init__(
+        self, stage: str, node: str | None, cause: str, step: str | None = None, *, internal: bool = False
+    ) -> None:
+        self.stage, self.node, self.cause, self.step, self.internal = stage, node, cause, step, internal
         where = f" of node {node!r}" if node else f" ({step})" if step else ""
         super().__init__(f"{stage}{where}: {cause}")
 
@@ -109,6 +112,7 @@ def _serve(connection: Connection) -> None:
 
     global _announce
     _announce = connection
+    _die_with_parent()
     quiet = os.open(os.devnull, os.O_WRONLY)  # TensorFlow's logs and a crash's stack dump are not the user's lines
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
@@ -132,6 +136,16 @@ def _serve(connection: Connection) -> None:
         connection.send(reply)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a killed parent runs no clean-up)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _resident_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
@@ -144,8 +158,8 @@ def _death(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name if -exitcode in signal.Signals._value2member_map_ else str(-exitcode)
         why = " (an Abort op or a failed check in a kernel)" if name == "SIGABRT" else ""
-        return f"TensorFlow crashed with {name}{why}"
-    return f"TensorFlow's process ended unexpectedly (exit status {exitcode})"
+        return f"crashed with {name}{why}"
+    return f"the child process died (exit status {exitcode})"
 
 
 class Worker:
@@ -214,7 +228,8 @@ class Worker:
             process.join(5)
             exitcode = process.exitcode
             self.stop()
-            raise ChildFailure(stage, node, _death(exitcode), last_step) from None
+            internal = exitcode is not None and exitcode >= 0
+            raise ChildFailure(stage, node, _death(exitcode), last_step, internal=internal) from None
         if not ok:
             raise value
         return value

@@ -119,9 +119,24 @@ def configure(converter: Any, options: ConvertOptions) -> None:
 
 
 def convert(graph: Graph, options: ConvertOptions = ConvertOptions()) -> bytes:
-    """The `.tflite` flatbuffer of `graph` (which should be frozen and optimized)."""
+    """The `.tflite` flatbuffer of `graph` (which should be frozen and optimized), converted in the limited child
+    process (`optimizer.sandbox`, stage `tflite`)."""
+    model: bytes = sandbox.call(
+        "tflite", _convert_here, graph.to_graph_def(), graph.inputs, graph.outputs, graph.init, options
+    )
+    return model
+
+
+def _convert_here(
+    graph_def: GraphDef,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    init: ModelInit | None,
+    options: ConvertOptions,
+) -> bytes:
+    """`convert`, in this process."""
     tf = tensorflow()
-    function = as_function(graph)
+    function = as_function(graph_def, inputs, outputs, init)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
     configure(converter, options)
     if _single_batch(function):
