@@ -121,7 +121,8 @@ def _serve(connection: Connection) -> None:
     while True:
         try:
             function, args, kwargs = connection.recv()
-        except EOFError:
+        except EOFError:  # the caller is gone: end this worker's own worker, if any (nothing else would)
+            _worker.stop()
             return
         try:
             reply: tuple[bool, Any] = (True, function(*args, **kwargs))
@@ -177,7 +178,8 @@ class Worker:
             return
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), daemon=True, name="optimizer-tensorflow")
+        # Not a daemon: a batch's worker runs a worker of its own (`_die_with_parent` and `stop` end them).
+        self._process = context.Process(target=_serve, args=(child,), name="optimizer-tensorflow")
         self._process.start()
         self._ready = False
         child.close()
