@@ -115,3 +115,20 @@ def test_sizes_parse(text: str, size: int) -> None:
 def test_a_bad_memory_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(CNN), "--memory-limit", "lots"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_isolation_changes_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [str(CNN), "--passes", "strip,fold-batch-norms,fold,arith,fold", "-q"]
+    stages: list[str] = []
+    real = sandbox.call
+
+    def recording(stage: str, *args: Any, **kwargs: Any) -> Any:
+        stages.append(stage)
+        return real(stage, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox, "call", recording)
+    assert main([*args, "-o", str(tmp_path / "isolated.pb")]) == 0
+    assert "verification" in stages
+    monkeypatch.setattr(sandbox, "call", lambda stage, function, *args, node=None, **kwargs: function(*args, **kwargs))
+    assert main([*args, "-o", str(tmp_path / "in_process.pb")]) == 0
+    assert (tmp_path / "isolated.pb").read_bytes() == (tmp_path / "in_process.pb").read_bytes()
