@@ -219,16 +219,20 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     if not options["quiet"]:
         console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
     with console.status("comparing...", spinner="dots"):
-        result = verify(
-            original.to_graph_def(),
-            candidate.to_graph_def(),
-            original.inputs,
+        result = _verified(
+            lambda: verify(
+                original.to_graph_def(),
+                candidate.to_graph_def(),
+                original.inputs,
+                original.outputs,
+                **keywords,
+                variables=original.variables,
+                init=original.init,
+                candidate_init=candidate.init,
+                words=table_words(candidate),
+            ),
             original.outputs,
-            **keywords,
-            variables=original.variables,
-            init=original.init,
-            candidate_init=candidate.init,
-            words=table_words(candidate),
+            original_path,
         )
     if not options["quiet"]:
         render_verification(result, console)
@@ -327,15 +331,20 @@ def _to_tflite(
     return model
 
 
-def _verify_baseline(report: OptimizeReport, before: Any, graph: Graph, keywords: dict[str, Any]) -> None:
+def _verify_baseline(
+    report: OptimizeReport, before: Any, graph: Graph, keywords: dict[str, Any], input_path: str
+) -> None:
     """Check TensorFlow alone's `.tflite` against the original too (it does not decide the exit code)."""
     from optimizer.tflite import verify_tflite
 
     baseline = report.tflite.baseline if report.tflite is not None else None
     if baseline is None or baseline.model is None:
         return
-    baseline.verification = verify_tflite(
-        before, baseline.model, graph.inputs, graph.outputs, **keywords, by_signature_keys=baseline.from_saved_model
+    model, by_keys = baseline.model, baseline.from_saved_model
+    baseline.verification = _verified(
+        lambda: verify_tflite(before, model, graph.inputs, graph.outputs, **keywords, by_signature_keys=by_keys),
+        graph.outputs,
+        input_path,
     )
 
 
@@ -370,21 +379,21 @@ def _named(input_path: str) -> Iterator[None]:
         raise OptimizerError(str(failure), input_path) from None
 
 
-@contextlib.contextmanager
-def _crash_verdict(report: OptimizeReport, graph: Graph, input_path: str) -> Iterator[None]:
-    """Turn a verification child's crash, timeout or memory blow-up into a verdict: while the candidate ran, it
-    failed (exit 1); otherwise the original is at fault (an input error, exit 2, one line naming the file)."""
+def _verified(run: Callable[[], Verification], outputs: Sequence[Any], original_path: str) -> Verification:
+    """`run()`'s verification. When its child process crashes, runs out of time or of memory: while the candidate
+    ran, the candidate failed (exit 1); otherwise the original is at fault, an input error naming `original_path`
+    (one line, exit 2)."""
     from optimizer.errors import OptimizerError
     from optimizer.sandbox import ChildFailure
     from optimizer.verify import CANDIDATE_STEP, Verification, failed_checks
 
     try:
-        yield
+        return run()
     except ChildFailure as failure:
         if failure.step != CANDIDATE_STEP:
-            raise OptimizerError(str(failure), input_path) from None
-        message = f"the optimized model made TensorFlow fail: {failure}"
-        report.verification = Verification(outputs=failed_checks(map(str, graph.outputs), message))
+            raise OptimizerError(str(failure), original_path) from None
+        message = f"the candidate made TensorFlow fail: {failure}"
+        return Verification(outputs=failed_checks(map(str, outputs), message))
 
 
 def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int:
@@ -457,14 +466,22 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     )
     model = _to_tflite(input_path, graph, original, convert_options, report, options, console)
     if original is not None and keywords is not None:
-        with console.status("verifying...", spinner="dots"), _crash_verdict(report, graph, input_path):
+        with console.status("verifying...", spinner="dots"):
             before = original.to_graph_def()
             if model is not None:
-                report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
-                _verify_baseline(report, before, graph, keywords)
+                tflite = model
+                report.verification = _verified(
+                    lambda: verify_tflite(before, tflite, graph.inputs, graph.outputs, **keywords),
+                    graph.outputs,
+                    input_path,
+                )
+                _verify_baseline(report, before, graph, keywords, input_path)
             else:
-                report.verification = verify(
-                    before, optimized, graph.inputs, graph.outputs, candidate_init=graph.init, **keywords
+                init = graph.init
+                report.verification = _verified(
+                    lambda: verify(before, optimized, graph.inputs, graph.outputs, candidate_init=init, **keywords),
+                    graph.outputs,
+                    input_path,
                 )
         if tolerance_note is not None:
             report.notes.append(tolerance_note)

@@ -4,6 +4,7 @@ Each case is bounded by the limits it gives (8 s, 1.5 GiB)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,22 @@ def test_isolation_changes_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sandbox, "call", lambda stage, function, *args, node=None, **kwargs: function(*args, **kwargs))
     assert main([*args, "-o", str(tmp_path / "in_process.pb")]) == 0
     assert (tmp_path / "isolated.pb").read_bytes() == (tmp_path / "in_process.pb").read_bytes()
+
+
+def doubling(x: Any) -> Any:
+    return tensorflow().identity(x * 2.0)
+
+
+def test_a_candidate_that_crashes_fails_verification(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original, candidate = save(tmp_path / "original.pb", doubling), save(tmp_path / "candidate.pb", aborting)
+    report = tmp_path / "report.json"
+    assert main(["--compare", str(original), str(candidate), *LIMITS, "--report-json", str(report)]) == 1
+    out, err = capsys.readouterr()
+    assert "verification: outputs differ" in out and errors(err) == []
+    (check,) = json.loads(report.read_text())["outputs"]
+    assert check["note"].startswith("the candidate made TensorFlow fail: verification (running the candidate): crash")
+    assert main(["--compare", str(candidate), str(original), *LIMITS]) == 2
+    assert errors(capsys.readouterr().err) == [
+        f"optimize: error: {candidate}: verification (running the original graph): crashed with SIGABRT (an Abort op"
+        " or a failed check in a kernel)"
+    ]
