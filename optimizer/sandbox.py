@@ -127,14 +127,22 @@ def _serve(connection: Connection) -> None:
         try:
             reply: tuple[bool, Any] = (True, function(*args, **kwargs))
         except Exception as error:
-            try:
-                pickle.dumps(error)
-                reply = (False, error)
-            except Exception:
-                from optimizer.tf_errors import describe
+            reply = (False, _portable(error))
+        try:
+            connection.send(reply)
+        except Exception as error:  # a result that does not pickle
+            connection.send((False, RuntimeError(f"the result of {function.__name__} cannot be sent back: {error}")))
 
-                reply = (False, RuntimeError(describe(error)))
-        connection.send(reply)
+
+def _portable(error: Exception) -> Exception:
+    """`error` if it survives pickling (its class rebuilt from its args), else a RuntimeError with its one line."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        from optimizer.tf_errors import describe
+
+        return RuntimeError(describe(error))
 
 
 def _die_with_parent() -> None:

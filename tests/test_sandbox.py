@@ -99,7 +99,18 @@ def test_the_worker_returns_what_tensorflow_computes_and_survives_a_crash() -> N
         sandbox.call("test", _segfault, node="n")
     with pytest.raises(ZeroDivisionError):
         sandbox.call("test", divmod, 1, 0)
+    with pytest.raises(RuntimeError, match=r"^one two$"):
+        sandbox.call("test", _raise_unpicklable)
     assert sandbox.call("test", pow, 3, 2) == 9
+
+
+class _TwoArguments(Exception):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} {second}")  # pickled with one argument: it cannot be rebuilt
+
+
+def _raise_unpicklable() -> None:
+    raise _TwoArguments("one", "two")
 
 
 def _segfault() -> None:
