@@ -4,7 +4,8 @@
     optimize --compare ORIGINAL CANDIDATE ...      verify only: do two models compute the same outputs?
 
 Exit codes (`optimizer.exit_codes`): 0 success; 1 the optimized (or candidate) graph failed verification; 2 a usage
-or input error (one line on stderr, no traceback); 3 an internal error in a pass (one line naming the pass;
+or input error (one line on stderr, no traceback), a model that crashes TensorFlow or exceeds --time-limit or
+--memory-limit included (`optimizer.sandbox`); 3 an internal error in a pass (one line naming the pass;
 `--traceback` shows it); 4 the output was written but not verified (one line on stderr says why and how to make
 it verifiable).
 """

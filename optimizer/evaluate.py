@@ -18,7 +18,7 @@ Contract
 - `frontier_shapes(graph, fetches, known)` gives the static dtype and shape of fetches from the same frontier,
   imported but not run (those `optimizer.exact` computes, from their small values): a caller's size guard
   decides from it before anything big is computed. Given an `Imported`, it keeps the exact values and the
-  imported graph there, and `evaluate` given the same `Imported` runs in it (one import, not two)
+  imported graph and its GraphDef there, and `evaluate` given the same `Imported` runs that GraphDef (built once)
   when it holds every fetch and the known values are a subset of those it was built with; the graph must not
   have changed in between.
 - TensorFlow runs in the limited child process (`optimizer.sandbox`, stage `fold`). When the child crashes or
