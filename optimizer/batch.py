@@ -3,16 +3,18 @@
 Contract
 - `output_paths` maps each input to a file in the output folder: its own file name (with the output format's
   extension); inputs that share a name get their parent folders' names prefixed, so no output overwrites another.
-- `run_batch` calls `work(task)` for every task, in `jobs` processes (spawned, so TensorFlow starts clean in each;
-  `jobs=1` runs in this process), shows a progress bar, and returns the results in task order. A task whose
-  worker dies is reported as such; the others go on.
+- `run_batch` calls `work(task)` for every task in `jobs` child processes (`optimizer.sandbox.Worker`: spawned,
+  each reused for the next task), shows a progress bar, and returns the results in task order. A task whose child
+  crashes, runs longer than `limits.seconds` or grows past `limits.memory` is that task's result,
+  `{"code": 2, "error": line}` (3 when the child exited by itself: a bug), and its child is replaced; the other
+  tasks go on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import os
+import queue
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from optimizer.errors import OptimizerError
+from optimizer.exit_codes import EXIT_INTERNAL, EXIT_USAGE
+from optimizer.sandbox import ChildFailure, Limits, Worker
 
 Task = TypeVar("Task")
 
@@ -56,27 +60,39 @@ def run_batch(
     jobs: int,
     describe: Callable[[Task], str],
     console: Console,
+    limits: Limits | None = None,
 ) -> list[dict[str, Any]]:
-    """Run `work` over `tasks` with a progress bar; results in task order (a dead worker gives `{"error": ...}`)."""
+    """Run `work` over `tasks` with a progress bar; results in task order (see the module docstring)."""
     results: list[dict[str, Any] | None] = [None] * len(tasks)
+    workers: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+    for _ in range(max(jobs, 1)):
+        worker = Worker()
+        worker.limits = limits or Limits()
+        workers.put(worker)
+
+    def isolated(task: Task) -> dict[str, Any]:
+        worker = workers.get()
+        try:
+            return dict(worker.call("optimizing", work, task))
+        except ChildFailure as failure:
+            return {"code": EXIT_INTERNAL if failure.internal else EXIT_USAGE, "error": str(failure)}
+        finally:
+            workers.put(worker)
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
-        bar = progress.add_task("optimizing", total=len(tasks))
-        if jobs <= 1:
-            for index, task in enumerate(tasks):
-                progress.update(bar, description=f"optimizing {describe(task)}")
-                results[index] = work(task)
+    try:
+        with (
+            Progress(*columns, console=console, transient=True, disable=console.quiet) as progress,
+            concurrent.futures.ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool,
+        ):
+            bar = progress.add_task("optimizing", total=len(tasks))
+            futures = {pool.submit(isolated, task): index for index, task in enumerate(tasks)}
+            for future in concurrent.futures.as_completed(futures):
+                index = futures[future]
+                results[index] = future.result()
+                progress.update(bar, description=f"done {describe(tasks[index])}")
                 progress.advance(bar)
-        else:
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {pool.submit(work, task): index for index, task in enumerate(tasks)}
-                for future in concurrent.futures.as_completed(futures):
-                    index = futures[future]
-                    try:
-                        results[index] = future.result()
-                    except (Exception, SystemExit) as error:  # a worker that died (native crash, killed, exit)
-                        results[index] = {"code": 3, "error": f"the worker process died: {error}"}
-                    progress.update(bar, description=f"done {describe(tasks[index])}")
-                    progress.advance(bar)
-    return [result or {"code": 3, "error": "no result"} for result in results]
+    finally:
+        while not workers.empty():
+            workers.get().stop()
+    return [result or {"code": EXIT_INTERNAL, "error": "no result"} for result in results]

@@ -24,6 +24,7 @@ Contract
 from __future__ import annotations
 
 import difflib
+import functools
 import glob
 import os
 import re
@@ -97,6 +98,12 @@ class CheckpointReader:
             key: VariableSpec(int(dtypes[key].as_datatype_enum), tuple(int(dim) for dim in shapes[key]))
             for key in shapes
         }
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled as its prefix: a child process opens the files itself
+        return {"prefix": self.prefix}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["prefix"])  # type: ignore[misc]
 
     def read(self, key: str) -> np.ndarray:
         value = self.read_raw(key)
@@ -220,7 +227,12 @@ def match_variables(
         )
     stored = {key: spec for key, spec in reader.specs.items() if key not in BOOKKEEPING_KEYS}
     slots = {found[name] for name in optimizer_slots(graph) if name in found}
-    return VariableValues(source, specs, lambda name: reader.read(found[name]), found, missing, stored, slots)
+    read = functools.partial(_read_variable, reader, found)  # picklable: verification sends it to its child
+    return VariableValues(source, specs, read, found, missing, stored, slots)
+
+
+def _read_variable(reader: CheckpointReader, keys: dict[str, str], name: str) -> np.ndarray:
+    return reader.read(keys[name])
 
 
 def checkpoint_values(graph: Graph, prefix: str) -> VariableValues:

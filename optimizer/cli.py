@@ -4,19 +4,21 @@
     optimize --compare ORIGINAL CANDIDATE ...      verify only: do two models compute the same outputs?
 
 Exit codes (`optimizer.exit_codes`): 0 success; 1 the optimized (or candidate) graph failed verification; 2 a usage
-or input error (one line on stderr, no traceback); 3 an internal error in a pass (one line naming the pass;
+or input error (one line on stderr, no traceback), a model that crashes TensorFlow or exceeds --time-limit or
+--memory-limit included (`optimizer.sandbox`); 3 an internal error in a pass (one line naming the pass;
 `--traceback` shows it); 4 the output was written but not verified (one line on stderr says why and how to make
 it verifiable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ from optimizer.exit_codes import (
     EXIT_VERIFY_FAILED,
     worst,
 )
+from optimizer.sandbox import DEFAULT_SECONDS
 
 if TYPE_CHECKING:
     from optimizer.ir import Graph
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
     from optimizer.tflite import ConvertOptions
     from optimizer.variables import VariableAccount
     from optimizer.verify import Verification
+
+
+BATCH_STAGES = 3
+"""In a batch, each model's whole run (loading and passes, folding, verification) gets this many --time-limit."""
 
 
 class _UsageFailure(Exception):
@@ -214,16 +221,20 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
     if not options["quiet"]:
         console.print(f"[bold]{original_path}[/bold] vs [bold]{candidate_path}[/bold]")
     with console.status("comparing...", spinner="dots"):
-        result = verify(
-            original.to_graph_def(),
-            candidate.to_graph_def(),
-            original.inputs,
+        result = _verified(
+            lambda: verify(
+                original.to_graph_def(),
+                candidate.to_graph_def(),
+                original.inputs,
+                original.outputs,
+                **keywords,
+                variables=original.variables,
+                init=original.init,
+                candidate_init=candidate.init,
+                words=table_words(candidate),
+            ),
             original.outputs,
-            **keywords,
-            variables=original.variables,
-            init=original.init,
-            candidate_init=candidate.init,
-            words=table_words(candidate),
+            original_path,
         )
     if not options["quiet"]:
         render_verification(result, console)
@@ -320,26 +331,31 @@ def _to_tflite(
 
     if convert_options is None:
         return None
-    with console.status("converting to TFLite...", spinner="dots"):
+    with console.status("converting to TFLite...", spinner="dots"), _named(input_path):
         model = convert(graph, convert_options)
     report.tflite = TfliteFigures(len(model), operator_count(model), dataclasses.asdict(convert_options))
     if options.get("compare_converter") and original is not None:
-        with console.status("converting with TensorFlow alone...", spinner="dots"):
+        with console.status("converting with TensorFlow alone...", spinner="dots"), _named(input_path):
             report.tflite.baseline = convert_without_optimizing(
                 input_path, original, convert_options, signature=options["signature"], tag=options["tag"]
             )
     return model
 
 
-def _verify_baseline(report: OptimizeReport, before: Any, graph: Graph, keywords: dict[str, Any]) -> None:
+def _verify_baseline(
+    report: OptimizeReport, before: Any, graph: Graph, keywords: dict[str, Any], input_path: str
+) -> None:
     """Check TensorFlow alone's `.tflite` against the original too (it does not decide the exit code)."""
     from optimizer.tflite import verify_tflite
 
     baseline = report.tflite.baseline if report.tflite is not None else None
     if baseline is None or baseline.model is None:
         return
-    baseline.verification = verify_tflite(
-        before, baseline.model, graph.inputs, graph.outputs, **keywords, by_signature_keys=baseline.from_saved_model
+    model, by_keys = baseline.model, baseline.from_saved_model
+    baseline.verification = _verified(
+        lambda: verify_tflite(before, model, graph.inputs, graph.outputs, **keywords, by_signature_keys=by_keys),
+        graph.outputs,
+        input_path,
     )
 
 
@@ -360,6 +376,35 @@ def _loosen_for_quantization(keywords: dict[str, Any], convert_options: ConvertO
     keywords["rtol"], keywords["atol"] = QUANTIZED_TOLERANCES[scheme]
     flag = scheme.replace("_", "-")
     return f"quantized weights (--{flag}): compared with rtol {keywords['rtol']:g}, atol {keywords['atol']:g}"
+
+
+@contextlib.contextmanager
+def _named(input_path: str) -> Iterator[None]:
+    """Name the model in the line of a child's crash, timeout or memory blow-up (an input error, exit 2)."""
+    from optimizer.errors import OptimizerError
+    from optimizer.sandbox import ChildFailure
+
+    try:
+        yield
+    except ChildFailure as failure:
+        raise OptimizerError(str(failure), input_path) from None
+
+
+def _verified(run: Callable[[], Verification], outputs: Sequence[Any], original_path: str) -> Verification:
+    """`run()`'s verification. When its child process crashes, runs out of time or of memory: while the candidate
+    ran, the candidate failed (exit 1); otherwise the original is at fault, an input error naming `original_path`
+    (one line, exit 2)."""
+    from optimizer.errors import OptimizerError
+    from optimizer.sandbox import ChildFailure
+    from optimizer.verify import CANDIDATE_STEP, Verification, failed_checks
+
+    try:
+        return run()
+    except ChildFailure as failure:
+        if failure.step != CANDIDATE_STEP:
+            raise OptimizerError(str(failure), original_path) from None
+        message = f"the candidate made TensorFlow fail: {failure}"
+        return Verification(outputs=failed_checks(map(str, outputs), message))
 
 
 def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int:
@@ -434,11 +479,19 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
         with console.status("verifying...", spinner="dots"):
             before = original.to_graph_def()
             if model is not None:
-                report.verification = verify_tflite(before, model, graph.inputs, graph.outputs, **keywords)
-                _verify_baseline(report, before, graph, keywords)
+                tflite = model
+                report.verification = _verified(
+                    lambda: verify_tflite(before, tflite, graph.inputs, graph.outputs, **keywords),
+                    graph.outputs,
+                    input_path,
+                )
+                _verify_baseline(report, before, graph, keywords, input_path)
             else:
-                report.verification = verify(
-                    before, optimized, graph.inputs, graph.outputs, candidate_init=graph.init, **keywords
+                init = graph.init
+                report.verification = _verified(
+                    lambda: verify(before, optimized, graph.inputs, graph.outputs, candidate_init=init, **keywords),
+                    graph.outputs,
+                    input_path,
                 )
         if tolerance_note is not None:
             report.notes.append(tolerance_note)
@@ -518,6 +571,20 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 @click.option("--print-after-change", is_flag=True, help="Print the graph after each pass that changed it.")
 @click.option("--diff", is_flag=True, help="Show what differs: optimize --diff A B.")
 @click.option("--jobs", default=1, show_default=True, metavar="N", help="Batch mode: models optimized at once.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wall-time limit of each stage's TensorFlow work (fold, verification), run in a child process; in a "
+    f"batch, each model's whole run gets {BATCH_STAGES}x this.",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="Memory limit of that child process, such as 4G or 512M (default: 3/4 of physical memory).",
+)
 @click.option("--list-passes", is_flag=True, help="List the known passes and exit.")
 @click.option("--explain", metavar="PASS", help="Print a pass's contract and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings (the exit code tells the result).")
@@ -543,13 +610,30 @@ def command(paths: tuple[str, ...], **options: Any) -> int:
     if options["compare"]:
         if len(paths) != 2:
             raise _UsageFailure("--compare takes two models: ORIGINAL CANDIDATE")
+        _set_limits(options)
         return _compare(paths[0], paths[1], options, console)
     if not paths:
         raise _UsageFailure("give an INPUT model (see optimize --help)")
+    _set_limits(options)
     output = options["output_path"]
     if len(paths) > 1 or (output is not None and (output.endswith(os.sep) or os.path.isdir(output))):
         return _batch(paths, options, console)
     return _optimize(paths[0], options, console)
+
+
+def _set_limits(options: dict[str, Any]) -> None:
+    """Apply --time-limit and --memory-limit to the child that runs TensorFlow, and start it (its import of
+    TensorFlow overlaps loading the model)."""
+    from optimizer import sandbox
+
+    memory = sandbox.Limits().memory
+    if options["memory_limit"] is not None:
+        try:
+            memory = sandbox.parse_size(options["memory_limit"])
+        except ValueError as error:
+            raise _UsageFailure(f"--memory-limit: {error}") from None
+    sandbox.set_limits(sandbox.Limits(options["time_limit"], memory))
+    sandbox.start()
 
 
 def _batch_work(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
@@ -559,6 +643,7 @@ def _batch_work(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
     from optimizer.errors import OptimizerError, PassError
 
     path, output, options = task
+    _set_limits(options)  # in a spawned batch process, this module's limits start from the defaults
     with tempfile.TemporaryDirectory() as folder:
         report_path = os.path.join(folder, "report.json")
         settings = {**options, "output_path": output, "report_json": report_path, "quiet": True, "in_batch": True}
@@ -576,6 +661,7 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     """Optimize every model into the output folder, `--jobs` at a time; print a summary; exit with the worst code."""
     from rich.table import Table
 
+    from optimizer import sandbox
     from optimizer.batch import output_paths, run_batch
     from optimizer.paths import check_not_input
 
@@ -588,7 +674,8 @@ def _batch(paths: Sequence[str], options: dict[str, Any], console: Console) -> i
     for _, out, _ in tasks:
         check_not_input(out, protected)  # no model's output is another model's input
     os.makedirs(folder, exist_ok=True)
-    results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console)
+    limits = sandbox.Limits(BATCH_STAGES * options["time_limit"], sandbox.limits().memory)
+    results = run_batch(_batch_work, tasks, options["jobs"], lambda task: task[0], console, limits)
     table = Table(title=f"Batch: {len(paths)} models -> {folder}", title_justify="left")
     for column in ("model", "nodes", "time", "verification", "result"):
         table.add_column(column, justify="right" if column in ("nodes", "time") else "left")

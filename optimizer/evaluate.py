@@ -18,9 +18,12 @@ Contract
 - `frontier_shapes(graph, fetches, known)` gives the static dtype and shape of fetches from the same frontier,
   imported but not run (those `optimizer.exact` computes, from their small values): a caller's size guard
   decides from it before anything big is computed. Given an `Imported`, it keeps the exact values and the
-  imported graph there, and `evaluate` given the same `Imported` runs in it (one import, not two)
+  imported graph and its GraphDef there, and `evaluate` given the same `Imported` runs that GraphDef (built once)
   when it holds every fetch and the known values are a subset of those it was built with; the graph must not
   have changed in between.
+- TensorFlow runs in the limited child process (`optimizer.sandbox`, stage `fold`). When the child crashes or
+  exceeds its time or memory limit, every fetch of that call is left uncomputed (in `failures`, with the child's
+  one line, logged as a warning) and not retried: a hostile node costs its batch, never the run.
 - Values come back as numpy arrays with their TensorFlow dtype, exactly as TF computed them. `to_tensor_proto`
   encodes one for a `Const`: an array whose elements are all bitwise equal is stored as one value and a shape
   (TensorFlow repeats the last value), anything else in full.
@@ -35,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer import foldable
+from optimizer import foldable, sandbox
 from optimizer._tf import tensorflow
 from optimizer.exact import exact_values
 from optimizer.ir import Graph, Tensor
@@ -63,6 +66,7 @@ class Imported:
     """A frontier imported into TensorFlow by `frontier_shapes`, for `evaluate` to run in (see the contract)."""
 
     frontier: LazyImport | None = None
+    graph_def: GraphDef | None = None  # what `frontier` imported, for the child process to run
     known: frozenset[Tensor] = frozenset()
     exact: dict[Tensor, np.ndarray] | None = None  # the fetches `optimizer.exact` computed
 
@@ -167,7 +171,8 @@ def frontier_shapes(
     while batches:
         batch = batches.pop()
         try:
-            imported = LazyImport(frontier_graph_def(graph, batch, known))
+            frontier = frontier_graph_def(graph, batch, known)
+            imported = LazyImport(frontier)
         except NotFoldable:
             raise
         except Exception:  # a shape function rejects its constant inputs somewhere in this batch
@@ -175,7 +180,7 @@ def frontier_shapes(
                 batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
             continue
         if keep is not None and len(batch) == len(wanted):
-            keep.frontier, keep.known = imported, frozenset(known or ())
+            keep.frontier, keep.graph_def, keep.known = imported, frontier, frozenset(known or ())
         for tensor in batch:
             static = imported.tensor(tensor)
             if static is None:
@@ -185,20 +190,34 @@ def frontier_shapes(
     return found
 
 
-def run_frontier(graph_def: GraphDef | LazyImport, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
-    """Run `graph_def` (or its import) once on the CPU and return the fetched values and their TF dtypes."""
-    imported = LazyImport(graph_def) if isinstance(graph_def, GraphDef) else graph_def
-    tensors = []
-    for fetch in fetches:
-        tensor = imported.tensor(fetch)
-        if tensor is None:
-            raise ValueError(f"{fetch} is not in the imported frontier")
-        tensors.append(tensor)
-    values = []
-    with tensorflow().compat.v1.Session(graph=imported.graph, config=_session_config()) as session:
-        for start in range(0, len(tensors), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
-            values.extend(session.run(tensors[start : start + RUN_CHUNK]))
-    return [np.asarray(value) for value in values], [tensor.dtype for tensor in tensors]
+def run_frontier(graph_def: GraphDef, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
+    """Run `graph_def` once on the CPU, in the limited child process (`optimizer.sandbox`), and return the fetched
+    values and their TF dtypes; raises `sandbox.ChildFailure` when the child crashes or exceeds its limits."""
+    node = fetches[0].node if len(fetches) == 1 else None
+    values, dtypes = sandbox.call(
+        "fold", _run_serialized, graph_def.SerializeToString(), [str(fetch) for fetch in fetches], node=node
+    )
+    tf = tensorflow()
+    return values, [tf.as_dtype(dtype) for dtype in dtypes]
+
+
+def _run_serialized(data: bytes, fetches: Sequence[str]) -> tuple[list[np.ndarray], list[int]]:
+    """In the child: import the frontier, run it, return values and dtype enums (TF errors as one-line text)."""
+    try:
+        imported = LazyImport(GraphDef.FromString(data))
+        tensors = []
+        for fetch in fetches:
+            tensor = imported.tensor(Tensor.parse(fetch))
+            if tensor is None:
+                raise ValueError(f"{fetch} is not in the imported frontier")
+            tensors.append(tensor)
+        values = []
+        with tensorflow().compat.v1.Session(graph=imported.graph, config=_session_config()) as session:
+            for start in range(0, len(tensors), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
+                values.extend(session.run(tensors[start : start + RUN_CHUNK]))
+    except Exception as error:
+        raise RuntimeError(describe(error)) from None
+    return [np.asarray(value) for value in values], [int(tensor.dtype.as_datatype_enum) for tensor in tensors]
 
 
 def evaluate(
@@ -228,11 +247,11 @@ def evaluate(
     pending = [tensor for tensor in pending if tensor not in exact]
     # Refuse the whole request before running anything when any part of it is unsafe (an `Imported` that holds
     # the fetches was refused or accepted when `frontier_shapes` built it).
-    prepared: Any = None
+    prepared: GraphDef | None = None
     if pending:
         reuse = imported is not None and imported.holds(pending, known)
-        prepared = imported.frontier if reuse and imported is not None else frontier_graph_def(graph, pending, known)
-    batches: list[tuple[list[Tensor], Any]] = [(pending, prepared)] if pending else []
+        prepared = imported.graph_def if reuse and imported is not None else frontier_graph_def(graph, pending, known)
+    batches: list[tuple[list[Tensor], GraphDef | None]] = [(pending, prepared)] if pending else []
     while batches:
         batch, prepared = batches.pop()
         result.calls += 1
@@ -240,6 +259,10 @@ def evaluate(
             values, dtypes = run_frontier(
                 prepared if prepared is not None else frontier_graph_def(graph, batch, known), batch
             )
+        except sandbox.ChildFailure as failure:  # retrying halves could cost a time limit each: leave them all
+            log.warning("left %d node(s) unfolded: %s", len(batch), failure)
+            result.failures.update(dict.fromkeys(batch, str(failure)))
+            continue
         except Exception as error:  # TensorFlow raises many types; any of them fails this batch only
             if len(batch) == 1:
                 result.failures[batch[0]] = describe(error)

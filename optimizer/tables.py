@@ -21,15 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import sandbox
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.initializers import TABLE_INIT_OPS, TABLE_OPS, ModelInit, table_initializers
 from optimizer.ir import Graph, Tensor
 from optimizer.patterns import const_value
-from optimizer.protos import AttrValue
+from optimizer.protos import AttrValue, GraphDef
 from optimizer.session import open_session
 from optimizer.tensor import const_attrs
 from optimizer.tf_errors import describe
+from optimizer.variables import VariableValues
 
 logger = logging.getLogger(__name__)
 
@@ -49,37 +51,48 @@ def table_words(graph: Graph) -> list[bytes]:
     return words
 
 
-def _run_init(session: Any, graph: Graph, init: ModelInit) -> None:
+def _run_init(session: Any, variables: VariableValues | None, init: ModelInit) -> None:
     """Run `init`; if it fails and the graph has variable values, again after restoring them (decoding every
     weight is left for the rare initializer that reads one)."""
     try:
         init.run(session)
     except Exception:
-        if graph.variables is None:
+        if variables is None:
             raise
-        graph.variables.assign_all(session)
+        variables.assign_all(session)
         init.run(session)
 
 
 def table_contents(graph: Graph, init: ModelInit) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Table node -> (keys, values) of each table `init` fills, read back from TensorFlow after running it."""
-    tf = tensorflow()
-    tables = [graph.node(name) for name in graph.nodes_of(TABLE_OPS)]
+    """Table node -> (keys, values) of each table `init` fills, read back from TensorFlow after running it (in the
+    limited child process, `optimizer.sandbox`, stage `table embedding`)."""
+    tables = [
+        (name, graph.node(name).attrs["key_dtype"].type, graph.node(name).attrs["value_dtype"].type)
+        for name in graph.nodes_of(TABLE_OPS)
+    ]
     if not tables:
         return {}
-    with open_session(graph.to_graph_def()) as session:
+    return dict(
+        sandbox.call("table embedding", _table_contents_here, graph.to_graph_def(), tables, init, graph.variables)
+    )
+
+
+def _table_contents_here(
+    graph_def: GraphDef, tables: list[tuple[str, int, int]], init: ModelInit, variables: VariableValues | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`table_contents`, in this process: `tables` are (node, key dtype, value dtype)."""
+    tf = tensorflow()
+    with open_session(graph_def) as session:
         try:
-            _run_init(session, graph, init)
+            _run_init(session, variables, init)
         except Exception as error:
             raise OptimizerError(f"the model's initializer fails: {describe(error)}") from error
         exports = {}
         with session.graph.as_default():
-            for node in tables:
-                handle = session.graph.get_tensor_by_name(f"{node.name}:0")
-                exports[node.name] = tf.raw_ops.LookupTableExportV2(
-                    table_handle=handle,
-                    Tkeys=tf.as_dtype(node.attrs["key_dtype"].type),
-                    Tvalues=tf.as_dtype(node.attrs["value_dtype"].type),
+            for name, key_dtype, value_dtype in tables:
+                handle = session.graph.get_tensor_by_name(f"{name}:0")
+                exports[name] = tf.raw_ops.LookupTableExportV2(
+                    table_handle=handle, Tkeys=tf.as_dtype(key_dtype), Tvalues=tf.as_dtype(value_dtype)
                 )
         contents = {}
         for name, export in exports.items():

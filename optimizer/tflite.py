@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import sandbox
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.function import as_function
@@ -118,9 +119,24 @@ def configure(converter: Any, options: ConvertOptions) -> None:
 
 
 def convert(graph: Graph, options: ConvertOptions = ConvertOptions()) -> bytes:
-    """The `.tflite` flatbuffer of `graph` (which should be frozen and optimized)."""
+    """The `.tflite` flatbuffer of `graph` (which should be frozen and optimized), converted in the limited child
+    process (`optimizer.sandbox`, stage `tflite`)."""
+    model: bytes = sandbox.call(
+        "tflite", _convert_here, graph.to_graph_def(), graph.inputs, graph.outputs, graph.init, options
+    )
+    return model
+
+
+def _convert_here(
+    graph_def: GraphDef,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    init: ModelInit | None,
+    options: ConvertOptions,
+) -> bytes:
+    """`convert`, in this process."""
     tf = tensorflow()
-    function = as_function(graph)
+    function = as_function(graph_def, inputs, outputs, init)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
     configure(converter, options)
     if _single_batch(function):
@@ -206,6 +222,23 @@ def verify_tflite(
     model: bytes,
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
+    **options: Any,
+) -> Verification:
+    """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
+    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
+    `init` run, and `words` for random strings; `by_signature_keys` as for `run_tflite`. The interpreter's random
+    ops cannot be seeded: when the model has some (`random_operators`), the outputs that random ops of the original
+    reach are not compared.
+
+    It runs in the limited child process (`optimizer.sandbox`, stage `verification`), as `verify` does."""
+    return sandbox.call("verification", _verify_tflite_here, original, model, inputs, outputs, **options)
+
+
+def _verify_tflite_here(
+    original: GraphDef,
+    model: bytes,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
     *,
     seed: int = 0,
     samples: int = 1,
@@ -219,11 +252,7 @@ def verify_tflite(
     words: Sequence[bytes] = (),
     by_signature_keys: bool = False,
 ) -> Verification:
-    """Compare the TFLite model with the original graph run in TensorFlow, on the same inputs: the keywords of
-    `optimizer.verify.verify`, `variables` (a loaded checkpoint's values) restored into the original first, then its
-    `init` run, and `words` for random strings; `by_signature_keys` as for `run_tflite`. The interpreter's random
-    ops cannot be seeded: when the model has some (`random_operators`), the outputs that random ops of the original
-    reach are not compared."""
+    """`verify_tflite`, in this process."""
 
     def run_candidate(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return run_tflite(model, [feeds[str(tensor)] for tensor in inputs], by_signature_keys=by_signature_keys)

@@ -21,16 +21,21 @@ Contract
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from optimizer import sandbox
 from optimizer._tf import tensorflow
 from optimizer.function import as_function
-from optimizer.ir import Graph
+from optimizer.initializers import ModelInit
+from optimizer.ir import Graph, Tensor
 from optimizer.loading import model_kind
+from optimizer.protos import GraphDef
 from optimizer.saved_model import DEFAULT_SIGNATURE, DEFAULT_TAG
 from optimizer.session import open_session
 from optimizer.tflite import ConvertOptions, configure, first_meaningful_line, operator_count
+from optimizer.variables import VariableValues
 from optimizer.verify import Verification
 
 
@@ -63,15 +68,13 @@ class Baseline:
         }
 
 
-def _frozen_by_tensorflow(graph: Graph) -> Any:
-    """`graph` frozen by `convert_variables_to_constants`, its variables restored from `graph.variables`."""
+def _frozen_by_tensorflow(graph_def: GraphDef, outputs: Sequence[Tensor], variables: VariableValues) -> Any:
+    """`graph_def` frozen by `convert_variables_to_constants`, its variables restored from `variables`."""
     tf = tensorflow()
-    graph_def = graph.to_graph_def()
-    outputs = list(dict.fromkeys(tensor.node for tensor in graph.outputs))
+    nodes = list(dict.fromkeys(tensor.node for tensor in outputs))
     with open_session(graph_def) as session:
-        if graph.variables is not None:
-            graph.variables.assign_all(session)
-        return tf.compat.v1.graph_util.convert_variables_to_constants(session, graph_def, outputs)
+        variables.assign_all(session)
+        return tf.compat.v1.graph_util.convert_variables_to_constants(session, graph_def, nodes)
 
 
 def convert_without_optimizing(
@@ -82,7 +85,38 @@ def convert_without_optimizing(
     signature: str | None = None,
     tag: str | None = None,
 ) -> Baseline:
-    """Convert the model at `path` with TensorFlow alone (see the module docstring)."""
+    """Convert the model at `path` with TensorFlow alone (see the module docstring), in the limited child process
+    (`optimizer.sandbox`, stage `tflite`)."""
+    return cast(
+        Baseline,
+        sandbox.call(
+            "tflite",
+            _convert_here,
+            path,
+            graph.to_graph_def(),
+            graph.inputs,
+            graph.outputs,
+            graph.init,
+            graph.variables,
+            options,
+            signature,
+            tag,
+        ),
+    )
+
+
+def _convert_here(
+    path: str | os.PathLike[str],
+    graph_def: GraphDef,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    init: ModelInit | None,
+    variables: VariableValues | None,
+    options: ConvertOptions | None,
+    signature: str | None,
+    tag: str | None,
+) -> Baseline:
+    """`convert_without_optimizing`, in this process."""
     tf = tensorflow()
     if model_kind(path) == "saved_model":
         key = signature or DEFAULT_SIGNATURE
@@ -94,12 +128,12 @@ def convert_without_optimizing(
             baseline.error = first_meaningful_line(error)
             return baseline
     else:
-        frozen = graph.variables is not None
-        how = "convert_variables_to_constants, then " if frozen else ""
+        how = "convert_variables_to_constants, then " if variables is not None else ""
         baseline = Baseline(how + "tf.lite.TFLiteConverter.from_concrete_functions")
         try:
-            graph_def = _frozen_by_tensorflow(graph) if frozen else graph.to_graph_def()
-            function = as_function(graph_def, graph.inputs, graph.outputs, graph.init)
+            if variables is not None:
+                graph_def = _frozen_by_tensorflow(graph_def, outputs, variables)
+            function = as_function(graph_def, inputs, outputs, init)
             converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
         except Exception as error:
             baseline.error = first_meaningful_line(error)

@@ -22,6 +22,7 @@ Contract
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,16 @@ class VariableValues:
         self.stored: dict[str, VariableSpec] = dict(stored if stored is not None else {})
         self.slots: set[str] = set(slots)
         self.read_names: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its reader (a checkpoint's is reopened by its prefix), or, when the reader does not pickle
+        (a lambda), with every value read: what a child process running the graph needs."""
+        state = dict(self.__dict__)
+        try:
+            pickle.dumps(self._reader)
+        except Exception:
+            state["_reader"] = {name: self._reader(name) for name in self._specs}.__getitem__
+        return state
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer import opinfo
+from optimizer import opinfo, sandbox
 from optimizer._tf import tensorflow
 from optimizer.foldable import outside_world_ops
 from optimizer.initializers import ModelInit
@@ -73,6 +73,8 @@ INPUTS_REMEDY = (
     " interval with --input-range NAME=LOW,HIGH"
 )
 """How to make runnable a verification that could not make or use its random inputs (`Verification.remedy`)."""
+ORIGINAL_STEP, CANDIDATE_STEP = "running the original graph", "running the candidate"
+"""What `verify_runs` announces (`sandbox.step`) before running each graph."""
 MAX_FEED_BYTES = 256 * 2**20
 """Random inputs larger than this are not made: verification is skipped with the reason (absurd declared shapes)."""
 
@@ -325,6 +327,11 @@ def compare(name: str, expected: Any, actual: Any, rtol: float = RTOL, atol: flo
     )
 
 
+def failed_checks(names: Iterable[str], message: str) -> list[OutputCheck]:
+    """The checks of outputs `names` when the candidate did not run (`message` says why): each one failed."""
+    return [OutputCheck(name, [], "", np.inf, np.inf, False, message) for name in names]
+
+
 class CandidateError(Exception):
     """The candidate could not be prepared to run (its message says why)."""
 
@@ -339,7 +346,21 @@ def verify(
 ) -> Verification:
     """Run `original` and `candidate` on the same inputs and compare each declared output (the options are
     `verify_runs`'s; `candidate_init` runs first in the candidate's session). The candidate is imported when
-    first run, so an original that cannot run is reported first."""
+    first run, so an original that cannot run is reported first. Both run in the limited child process
+    (`optimizer.sandbox`, stage `verification`): when it crashes or exceeds a limit, `sandbox.ChildFailure` is
+    raised, its `step` `ORIGINAL_STEP` or `CANDIDATE_STEP` saying which graph was running."""
+    return sandbox.call("verification", _verify_here, original, candidate, inputs, outputs, candidate_init, **options)
+
+
+def _verify_here(
+    original: GraphDef,
+    candidate: GraphDef,
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    candidate_init: ModelInit | None = None,
+    **options: Any,
+) -> Verification:
+    """`verify`, in this process."""
     fetches = [str(tensor) for tensor in outputs]
     variables: VariableValues | None = options.get("variables")
     if state_writers(candidate, fetches):
@@ -480,6 +501,7 @@ def verify_runs(
         for sample, call in itertools.product(range(samples if missing else 1), range(calls)):
             sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
             sample_feeds = make_row_splits(sample_feeds, splits_of, lengths, seed + sample, list(given))
+            sandbox.step(ORIGINAL_STEP)
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
             except Exception as error:  # any TF failure of the original means we cannot judge the candidate
@@ -487,13 +509,12 @@ def verify_runs(
                 result.skipped = f"the original graph does not run on these inputs{when}: {describe(error, original)}"
                 result.remedy = INPUTS_REMEDY
                 return result
+            sandbox.step(CANDIDATE_STEP)
             try:
                 actual = run_candidate(sample_feeds)
             except Exception as error:
                 message = f"{candidate_name} fails to run{f' (call {call + 1})' if call else ''}: {describe(error)}"
-                result.outputs = [
-                    OutputCheck(fetches[index], [], "", np.inf, np.inf, False, message) for index in compared
-                ]
+                result.outputs = failed_checks([fetches[index] for index in compared], message)
                 result.failing_feeds = sample_feeds
                 return result
             sample_checks = []
