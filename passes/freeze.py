@@ -165,6 +165,10 @@ class Freeze(Pass):
         _Freezer(graph, ctx, self.max_graph_bytes).run()
 
 
+MAX_CALL_DEPTH = 100
+"""How deeply nested the calls a variable is passed down may be: each level costs freeze a few Python frames."""
+
+
 class _Freezer:
     def __init__(self, graph: Graph, ctx: PassContext, limit: int) -> None:
         self.graph = graph
@@ -175,6 +179,7 @@ class _Freezer:
         self.specialized: dict[tuple[str, tuple[tuple[int, Spec], ...]], tuple[str, dict[int, Spec]]] = {}
         self.has_v1_loops = False
         self.origins: dict[tuple[str, int], str] = {}  # (caller, argument) -> the variable it passes, for messages
+        self.depth = 0  # functions being specialised, one inside the other
 
     # ----- the top-level graph ----------------------------------------------------------------------------------
 
@@ -645,10 +650,24 @@ class _Freezer:
         self, function_name: str, changes: dict[int, Spec], caller: str
     ) -> tuple[str, dict[int, Spec]]:
         """A copy of `function_name` taking values for arguments `changes`; its name and the outputs that became
-        values."""
+        values. Calls nested over MAX_CALL_DEPTH deep are refused (OptimizerError), before Python's stack runs out."""
         key = (function_name, tuple(sorted(changes.items())))
         if key in self.specialized:
             return self.specialized[key]
+        if self.depth >= MAX_CALL_DEPTH:
+            raise OptimizerError(
+                f"freeze: {caller!r} passes a variable down more than {MAX_CALL_DEPTH} nested function calls "
+                f"(at {function_name!r}); inline the functions first (--passes inline,freeze,...)"
+            )
+        self.depth += 1
+        try:
+            return self._specialize_new(function_name, changes, caller, key)
+        finally:
+            self.depth -= 1
+
+    def _specialize_new(
+        self, function_name: str, changes: dict[int, Spec], caller: str, key: tuple[str, tuple[tuple[int, Spec], ...]]
+    ) -> tuple[str, dict[int, Spec]]:
         function = self.graph.function(function_name)
         if function is None:
             raise OptimizerError(f"freeze: {caller!r} calls {function_name!r}, which is not in the function library")

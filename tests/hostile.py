@@ -512,3 +512,150 @@ SCENARIOS: list[Scenario] = [
 def _write(path: Path, data: bytes) -> str:
     path.write_bytes(data)
     return path.name
+
+
+# ----- more whole runs: malformed files, option abuse, hostile checkpoints and SavedModels, huge shapes, secrets ---
+
+SECRET_NAME = "secret.txt"
+"""Planted by the runner next to the model's folder (`../secret.txt` from the run): no output may ever hold it."""
+
+
+def _graph_def_bytes() -> bytes:
+    from google.protobuf import text_format
+
+    return text_format.Parse(SMALL, GraphDef()).SerializeToString()
+
+
+def _checkpoint(folder: Path, damage: str) -> list[str]:
+    """A model with a checkpoint in its folder, damaged: `index` truncated, `data` shard missing, `state` garbage."""
+    from optimizer._tf import tensorflow
+
+    tf = tensorflow()
+    prefix = tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])).write(str(folder / "ckpt" / "model"))
+    if damage == "index":
+        index = Path(prefix + ".index")
+        index.write_bytes(index.read_bytes()[:20])
+    elif damage == "data":
+        for shard in (folder / "ckpt").glob("model.data-*"):
+            shard.unlink()
+    else:
+        (folder / "ckpt" / "checkpoint").write_bytes(b"\xff\xfe not a state file {{{")
+    _small(folder)
+    return ["model.pbtxt", "--checkpoint", "ckpt" if damage == "state" else prefix, "-o", "out.pb"]
+
+
+def _saved_model(folder: Path, content: bytes | None) -> list[str]:
+    (folder / "sm").mkdir()
+    if content is not None:
+        _write(folder / "sm" / "saved_model.pb", content)
+    return ["sm", "-o", "out.pb"]
+
+
+def _with_small(*args: str) -> Callable[[Path], list[str]]:
+    return lambda folder: [_small(folder), *args]
+
+
+MORE_SCENARIOS: list[Scenario] = [
+    Scenario("empty-pb", lambda f: [_write(f / "model.pb", b""), "-o", "out.pb"], 2, "file is empty"),
+    Scenario(
+        "random-pb",
+        lambda f: [_write(f / "model.pb", bytes(range(256)) * 8), "-o", "out.pb"],
+        2,
+        "truncated or corrupt",
+    ),
+    Scenario(
+        "truncated-pb",
+        lambda f: [_write(f / "model.pb", _graph_def_bytes()[:-7]), "-o", "out.pb"],
+        2,
+        "truncated or corrupt",
+    ),
+    Scenario(
+        "pbtxt-syntax", lambda f: [_write(f / "m.pbtxt", b"node { name: "), "-o", "out.pb"], 2, "not a text GraphDef"
+    ),
+    Scenario(
+        "pbtxt-unknown-field",
+        lambda f: [_write(f / "m.pbtxt", b"nodes { }"), "-o", "out.pb"],
+        2,
+        'has no field named "nodes"',
+    ),
+    Scenario(
+        "pbtxt-binary-garbage",
+        lambda f: [_write(f / "m.pbtxt", b"\xff\x00\xfe" * 50), "-o", "out.pb"],
+        2,
+        "truncated or corrupt",
+    ),
+    Scenario("missing-model", lambda f: ["nothing.pb", "-o", "out.pb"], 2, "No such file"),
+    Scenario("empty-folder-model", lambda f: [(f / "m").mkdir() or "m", "-o", "out.pb"], 2, "is a folder"),
+    Scenario("model-is-the-secret", lambda f: ["../" + SECRET_NAME, "-o", "out.pb"], 2, "not a text GraphDef"),
+    Scenario(
+        "model-links-to-secret",
+        lambda f: [_linked(f, "../" + SECRET_NAME, "m.pb"), "-o", "out.pb"],
+        2,
+        "not a text GraphDef",
+    ),
+    Scenario(
+        "input-data-is-the-secret",
+        _with_small("--input-data", "x=../" + SECRET_NAME, "-o", "out.pb"),
+        2,
+        "not a readable .npy file",
+    ),
+    Scenario("unknown-pass", _with_small("--passes", "nosuch", "-o", "out.pb"), 2, "unknown pass 'nosuch'"),
+    Scenario("empty-pass-list", _with_small("--passes", ",,", "-o", "out.pb"), 2, "cannot read element"),
+    Scenario("unknown-format", _with_small("--format", "xml", "-o", "out.pb"), 2, "'xml' is not one of"),
+    Scenario("unknown-target", _with_small("--target", "toaster", "-o", "out.pb"), 2, "unknown target"),
+    Scenario(
+        "negative-samples",
+        _with_small("--verify-samples", "-1", "-o", "out.pb"),
+        2,
+        "--verify-samples must be at least 1",
+    ),
+    Scenario("nan-rtol", _with_small("--rtol", "nan", "-o", "out.pb"), 2, "must be a finite number"),
+    Scenario("zero-jobs", _with_small("--jobs", "0", "-o", "out.pb"), 0, "", ("out.pb",)),
+    Scenario(
+        "unknown-output-node", _with_small("--outputs", "nosuch", "-o", "out.pb"), 2, "output 'nosuch' names no node"
+    ),
+    Scenario(
+        "unknown-input-node", _with_small("--inputs", "nosuch", "-o", "out.pb"), 2, "input 'nosuch' names no node"
+    ),
+    Scenario("bad-input-shape", _with_small("--input-shape", "x=a,b", "-o", "out.pb"), 2, "write name:dims"),
+    Scenario(
+        "signature-on-graph-def",
+        _with_small("--signature", "serving_default", "-o", "out.pb"),
+        2,
+        "apply only to SavedModel",
+    ),
+    Scenario(
+        "missing-checkpoint", _with_small("--checkpoint", "nowhere/model", "-o", "out.pb"), 2, "no checkpoint here"
+    ),
+    Scenario(
+        "report-json-in-missing-folder", _with_small("-o", "out.pb", "--report-json", "no/r.json"), 2, "does not exist"
+    ),
+    Scenario("output-in-missing-folder", _with_small("-o", "no/out.pb"), 2, "does not exist"),
+    Scenario("output-is-the-input-folder", lambda f: [_small(f), "-o", "."], 0, "", ("model.pb",)),
+    Scenario(
+        "dump-dir-is-the-input",
+        _with_small("-o", "out.pb", "--dump-dir", "model.pbtxt"),
+        2,
+        "--dump-dir must be a folder",
+    ),
+    Scenario("explain-unknown-pass", lambda f: ["--explain", "nosuch"], 2, "unknown pass 'nosuch'"),
+    Scenario("checkpoint-truncated-index", lambda f: _checkpoint(f, "index"), 2, "not a readable checkpoint"),
+    Scenario("unread-checkpoint-missing-shard", lambda f: _checkpoint(f, "data"), 0, "", ("out.pb",)),
+    Scenario("unread-checkpoint-state-garbage", lambda f: _checkpoint(f, "state"), 0, "", ("out.pb",)),
+    Scenario("saved-model-random", lambda f: _saved_model(f, bytes(range(256)) * 4), 2, "the SavedModel is corrupt"),
+    Scenario("saved-model-empty-file", lambda f: _saved_model(f, b""), 2, "has no meta graph tagged 'serve'"),
+    Scenario("saved-model-no-file", lambda f: _saved_model(f, None), 2, "is a folder"),
+    Scenario(
+        "placeholder-huge-shape",
+        lambda f: [
+            _write(f / "m.pbtxt", SMALL.replace("size: 2", "size: 1000000000000").encode()),
+            "-o",
+            "out.pb",
+        ],
+        4,  # written, not verified: no random input that large is made
+        "would need",
+        ("out.pb",),
+    ),
+    Scenario("fan-out-60", lambda f: [_binary(f, fan_out_tree(60)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)),
+]
+SCENARIOS.extend(MORE_SCENARIOS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
-from tests.hostile import BYTE_LEVEL, SCENARIOS, STRUCTURAL, Scenario, hostile_cases
+from tests.hostile import BYTE_LEVEL, SCENARIOS, SECRET_NAME, STRUCTURAL, Scenario, hostile_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [read_graph_def(ROOT / "fixtures" / "small_cnn.pb")]
@@ -123,6 +124,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
+    token = secrets.token_hex(16)
+    (tmp_path / SECRET_NAME).write_text(token)  # a file beside the model's folder: never to reach an output
     args = scenario.make(folder)
     before = _snapshot(tmp_path)
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -150,3 +153,5 @@ def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
     added = {key for key in after if key not in before}
     assert added == {f"run/{name}" for name in scenario.writes}, added  # no stray, partial or crash-report file
     assert {key: after[key] for key in before} == before  # every input as it was
+    written = [path for path in tmp_path.rglob("*") if path.is_file() and str(path.relative_to(tmp_path)) in added]
+    assert token not in done.stdout and not any(token.encode() in path.read_bytes() for path in written)

@@ -384,3 +384,54 @@ def test_resource_placeholders_captured_by_a_function_graph() -> None:
     g.outputs = [optimizer.Tensor("y")]
     (value,) = run_graph(g.to_graph_def(), {"x:0": np.array([1.0, 2.0], np.float32)}, ["y:0"])
     np.testing.assert_array_equal(value, [3.0, 8.0])
+
+
+def _variable_passed_down(depth: int) -> optimizer.Graph:
+    """`out = f0(v)`, where `f<i>(h) = f<i+1>(h)` and the last reads variable `v` through its handle `h`."""
+    from tensorflow.core.framework.graph_pb2 import GraphDef
+
+    graph_def = GraphDef()
+    v = graph_def.node.add(name="v", op="VarHandleOp")
+    v.attr["dtype"].type = 1
+    v.attr["shape"].shape.dim.add(size=2)
+    call = graph_def.node.add(name="out", op="PartitionedCall", input=["v"])
+    call.attr["f"].func.name = "f0"
+    call.attr["Tin"].list.type.append(20)
+    call.attr["Tout"].list.type.append(1)
+    for index in range(depth):
+        function = graph_def.library.function.add()
+        function.signature.name = f"f{index}"
+        function.signature.input_arg.add(name="h", type=20)
+        function.signature.output_arg.add(name="y", type=1)
+        if index == depth - 1:
+            read = function.node_def.add(name="read", op="ReadVariableOp", input=["h"])
+            read.attr["dtype"].type = 1
+            function.ret["y"] = "read:value:0"
+            continue
+        inner = function.node_def.add(name="call", op="PartitionedCall", input=["h"])
+        inner.attr["f"].func.name = f"f{index + 1}"
+        inner.attr["Tin"].list.type.append(20)
+        inner.attr["Tout"].list.type.append(1)
+        function.ret["y"] = "call:output:0"
+    g = optimizer.Graph.from_graph_def(graph_def)
+    g.outputs = [optimizer.Tensor("out")]
+    spec = VariableSpec(tf.float32.as_datatype_enum, (2,))
+    g.variables = VariableValues("ckpt", {"v": spec}, lambda name: np.array([3.0, 4.0], np.float32))
+    return g
+
+
+def test_a_variable_passed_down_a_few_calls_becomes_a_constant_in_the_last() -> None:
+    g = _variable_passed_down(20)
+    optimizer.optimize(g, "freeze")
+    assert g.op("v") == "Const"
+    (value,) = run_graph(g.to_graph_def(), {}, ["out:0"])
+    np.testing.assert_array_equal(value, [3.0, 4.0])
+
+
+def test_a_variable_passed_down_deeper_than_pythons_stack_is_one_user_error() -> None:
+    import sys
+
+    g = _variable_passed_down(sys.getrecursionlimit() * 2)
+    with pytest.raises(PassError, match=r"more than 100 nested function calls") as caught:
+        optimizer.optimize(g, "freeze")
+    assert caught.value.user_error and "\n" not in str(caught.value)
