@@ -4,18 +4,19 @@ Contract
 - `state_writers(graph_def, fetches)` lists, as `node: op` (`function/node: op` inside library functions), every
   node that running `fetches` executes and that changes state outliving a run: variable updates (`Assign*`,
   `*Apply*`, `Scatter*`, `AssignVariableOp`, any op taking a ref input other than ref plumbing), and stateful
-  ops taking a resource (queues, iterators, tables, counters), except the reads in `READ_ONLY_OPS` and function
-  calls (the bodies they call are scanned instead).
+  ops taking a resource (queues, iterators, tables, counters), except the reads in `READ_ONLY_OPS` and nodes
+  calling library functions (`If`, `While`, `StatefulPartitionedCall`, ...: the bodies they call are scanned
+  instead).
 - The rule errs on the side of "writes": an unknown stateful resource op counts, so that verification runs such a
   graph twice (a lost update then shows) rather than trusting one run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from optimizer import opinfo
-from optimizer.library import executed_nodes
+from optimizer.library import called_functions, executed_nodes
 from optimizer.protos import GraphDef, NodeDef
 from optimizer.variables import RESOURCE
 
@@ -45,19 +46,6 @@ READ_ONLY_OPS = frozenset(
 )
 """Ops that take a variable, table or queue and read it without changing it."""
 
-CALL_OPS = frozenset(
-    {
-        "PartitionedCall",
-        "StatefulPartitionedCall",
-        "If",
-        "StatelessIf",
-        "Case",
-        "StatelessCase",
-        "While",
-        "StatelessWhile",
-    }
-)
-
 
 def _takes_state(node: NodeDef) -> bool:
     """True when `node` has a ref input, or is a stateful op with a resource input."""
@@ -78,10 +66,10 @@ def _takes_state(node: NodeDef) -> bool:
     return False
 
 
-def _writers(nodes: Iterable[NodeDef], prefix: str) -> list[str]:
+def _writers(nodes: Iterable[NodeDef], prefix: str, functions: Collection[str]) -> list[str]:
     found = []
     for node in nodes:
-        if node.op in READ_ONLY_OPS or node.op in REF_PLUMBING or node.op in CALL_OPS:
+        if node.op in READ_ONLY_OPS or node.op in REF_PLUMBING or called_functions(node, functions):
             continue
         if _takes_state(node):
             found.append(f"{prefix}{node.name}: {node.op}")
@@ -92,7 +80,8 @@ def state_writers(graph_def: GraphDef, fetches: Iterable[str]) -> list[str]:
     """The nodes that running `fetches` of `graph_def` executes (`optimizer.library.executed_nodes`, function
     bodies included) and that write state; see the module docstring."""
     nodes, called = executed_nodes(graph_def, fetches)
-    found = _writers(nodes, "")
+    functions = {function.signature.name for function in called.function}
+    found = _writers(nodes, "", functions)
     for function in called.function:
-        found.extend(_writers(function.node_def, f"{function.signature.name}/"))
+        found.extend(_writers(function.node_def, f"{function.signature.name}/", functions))
     return found

@@ -499,8 +499,9 @@ def verify_runs(
             )
         result.calls = calls
         for sample, call in itertools.product(range(samples if missing else 1), range(calls)):
-            sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
-            sample_feeds = make_row_splits(sample_feeds, splits_of, lengths, seed + sample, list(given))
+            if call == 0:  # every call of a sample is fed the same values, drawn once
+                sample_feeds = {**given, **draw_feeds(specs, seed + sample, ranges, words)}
+                sample_feeds = make_row_splits(sample_feeds, splits_of, lengths, seed + sample, list(given))
             sandbox.step(ORIGINAL_STEP)
             try:
                 expected = session.run(fetches, feed_dict=sample_feeds)
