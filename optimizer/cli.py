@@ -554,7 +554,9 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 )
 @click.option("--report-json", metavar="FILE", help="Also write the report as JSON.")
 @click.option("--fixed-point", is_flag=True, help="Repeat --passes until nothing changes (the default pipeline does).")
-@click.option("--max-rewrites", type=int, metavar="K", help="Stop the passes after K rewrites in all (debugging).")
+@click.option(
+    "--max-rewrites", type=click.IntRange(min=0), metavar="K", help="Stop the passes after K rewrites (debugging)."
+)
 @click.option("--compare", is_flag=True, help="Verify only: optimize --compare ORIGINAL CANDIDATE.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Run both graphs and compare outputs.")
 @click.option("--verify-samples", default=1, show_default=True, metavar="N", help="Random input sets to compare.")
@@ -753,7 +755,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as done:
         code = done.exit_code
     except (click.UsageError, _UsageFailure) as error:
-        click.echo(f"optimize: error: {error}", err=True)
+        message = error.format_message() if isinstance(error, click.UsageError) else str(error)
+        click.echo(f"optimize: error: {message}", err=True)
         code = EXIT_USAGE
     except click.Abort:
         click.echo("optimize: aborted", err=True)

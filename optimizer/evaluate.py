@@ -22,8 +22,13 @@ Contract
   when it holds every fetch and the known values are a subset of those it was built with; the graph must not
   have changed in between.
 - TensorFlow runs in the limited child process (`optimizer.sandbox`, stage `fold`). When the child crashes or
-  exceeds its time or memory limit, every fetch of that call is left uncomputed (in `failures`, with the child's
-  one line, logged as a warning) and not retried: a hostile node costs its batch, never the run.
+  exceeds its memory limit, the fetches are split in halves and retried like a TensorFlow error, up to
+  `MAX_CHILD_FAILURES` failures per `evaluate` call (each costs a fresh child); a time-out is not retried. What
+  is left uncomputed comes back in `failures` with the child's one line (logged as a warning): a hostile node
+  costs its batch, never the run.
+- `max_result_bytes` bounds what comes back: the child sends values in fetch order while their total size
+  (`value_bytes`) stays within it, and reports the others as failures ("over the budget"), so that a value whose
+  size depends on values (`Fill`, `RaggedRange`, `ParseTensor`, ...) cannot flood this process.
 - Values come back as numpy arrays with their TensorFlow dtype, exactly as TF computed them. `to_tensor_proto`
   encodes one for a `Const`: an array whose elements are all bitwise equal is stored as one value and a shape
   (TensorFlow repeats the last value), anything else in full.
@@ -55,6 +60,17 @@ _COLOCATION_ATTR = "_class"
 
 RUN_CHUNK = 4096
 """At most this many fetches per `Session.run` call of one frontier."""
+MAX_CHILD_FAILURES = 4
+"""How many times one `evaluate` call retries halves after the child crashed or ran out of memory."""
+OVER_BUDGET = "its value is over the budget of bytes left for folding"
+"""The failure of a fetch whose value the child computed but did not send back (see `max_result_bytes`)."""
+
+
+def value_bytes(value: np.ndarray) -> int:
+    """The bytes `value` holds: its buffer, or for strings the sum of their lengths."""
+    if value.dtype == object:
+        return sum(len(item) if isinstance(item, bytes | str) else 8 for item in value.reshape(-1))
+    return int(value.nbytes)
 
 
 class NotFoldable(ValueError):
@@ -190,19 +206,30 @@ def frontier_shapes(
     return found
 
 
-def run_frontier(graph_def: GraphDef, fetches: Sequence[Tensor]) -> tuple[list[np.ndarray], list[Any]]:
+def run_frontier(
+    graph_def: GraphDef, fetches: Sequence[Tensor], max_result_bytes: int | None = None
+) -> tuple[list[np.ndarray | None], list[Any]]:
     """Run `graph_def` once on the CPU, in the limited child process (`optimizer.sandbox`), and return the fetched
-    values and their TF dtypes; raises `sandbox.ChildFailure` when the child crashes or exceeds its limits."""
+    values (None for a value over `max_result_bytes`, see the contract) and their TF dtypes; raises
+    `sandbox.ChildFailure` when the child crashes or exceeds its limits."""
     node = fetches[0].node if len(fetches) == 1 else None
     values, dtypes = sandbox.call(
-        "fold", _run_serialized, graph_def.SerializeToString(), [str(fetch) for fetch in fetches], node=node
+        "fold",
+        _run_serialized,
+        graph_def.SerializeToString(),
+        [str(fetch) for fetch in fetches],
+        max_result_bytes,
+        node=node,
     )
     tf = tensorflow()
     return values, [tf.as_dtype(dtype) for dtype in dtypes]
 
 
-def _run_serialized(data: bytes, fetches: Sequence[str]) -> tuple[list[np.ndarray], list[int]]:
-    """In the child: import the frontier, run it, return values and dtype enums (TF errors as one-line text)."""
+def _run_serialized(
+    data: bytes, fetches: Sequence[str], max_result_bytes: int | None = None
+) -> tuple[list[np.ndarray | None], list[int]]:
+    """In the child: import the frontier, run it, return values (within `max_result_bytes` together, None past
+    it) and dtype enums (TF errors as one-line text)."""
     try:
         imported = LazyImport(GraphDef.FromString(data))
         tensors = []
@@ -211,13 +238,21 @@ def _run_serialized(data: bytes, fetches: Sequence[str]) -> tuple[list[np.ndarra
             if tensor is None:
                 raise ValueError(f"{fetch} is not in the imported frontier")
             tensors.append(tensor)
-        values = []
+        values: list[np.ndarray | None] = []
+        left = max_result_bytes
         with tensorflow().compat.v1.Session(graph=imported.graph, config=_session_config()) as session:
             for start in range(0, len(tensors), RUN_CHUNK):  # TF's executor grows superlinearly with one huge run
-                values.extend(session.run(tensors[start : start + RUN_CHUNK]))
+                for value in session.run(tensors[start : start + RUN_CHUNK]):
+                    array = np.asarray(value)
+                    size = value_bytes(array) if left is not None else 0
+                    if left is not None and size > left:
+                        values.append(None)  # computed here, never sent
+                        continue
+                    left = None if left is None else left - size
+                    values.append(array)
     except Exception as error:
         raise RuntimeError(describe(error)) from None
-    return [np.asarray(value) for value in values], [int(tensor.dtype.as_datatype_enum) for tensor in tensors]
+    return values, [int(tensor.dtype.as_datatype_enum) for tensor in tensors]
 
 
 def evaluate(
@@ -225,6 +260,7 @@ def evaluate(
     fetches: Sequence[Tensor],
     known: Mapping[Tensor, TensorProto] | None = None,
     imported: Imported | None = None,
+    max_result_bytes: int | None = None,
 ) -> Evaluation:
     """Compute `fetches` in one TensorFlow call (more only when it fails); see the module docstring."""
     result = Evaluation()
@@ -252,15 +288,23 @@ def evaluate(
         reuse = imported is not None and imported.holds(pending, known)
         prepared = imported.graph_def if reuse and imported is not None else frontier_graph_def(graph, pending, known)
     batches: list[tuple[list[Tensor], GraphDef | None]] = [(pending, prepared)] if pending else []
+    budget = max_result_bytes
+    child_failures = 0
     while batches:
         batch, prepared = batches.pop()
         result.calls += 1
         try:
             values, dtypes = run_frontier(
-                prepared if prepared is not None else frontier_graph_def(graph, batch, known), batch
+                prepared if prepared is not None else frontier_graph_def(graph, batch, known), batch, budget
             )
-        except sandbox.ChildFailure as failure:  # retrying halves could cost a time limit each: leave them all
-            log.warning("left %d node(s) unfolded: %s", len(batch), failure)
+        except sandbox.ChildFailure as failure:
+            child_failures += 1
+            timed_out = "time limit" in failure.cause  # a retry could cost the limit again: leave them all
+            if len(batch) > 1 and not timed_out and child_failures <= MAX_CHILD_FAILURES:
+                half = len(batch) // 2
+                batches.extend([(batch[half:], None), (batch[:half], None)])
+                continue
+            log.warning("fold: left %d node(s) unfolded: %s", len(batch), failure)
             result.failures.update(dict.fromkeys(batch, str(failure)))
             continue
         except Exception as error:  # TensorFlow raises many types; any of them fails this batch only
@@ -272,6 +316,11 @@ def evaluate(
             batches.extend([(batch[half:], None), (batch[:half], None)])
             continue
         for tensor, value, dtype in zip(batch, values, dtypes, strict=True):
+            if value is None:
+                result.failures[tensor] = OVER_BUDGET
+                continue
+            if budget is not None:
+                budget -= value_bytes(value)
             result.values[tensor] = value
             result.dtypes[tensor] = dtype
     return result

@@ -5,35 +5,43 @@ untrusted model must not make that read a local file into the output, draw rando
 update state, or run arbitrary Python. Folding (`optimizer.evaluate`), verification and fuzzing share this policy.
 
 Contract
+- `foldable_ops()` is the allowlist: the ops of TensorFlow's registry (every op this TensorFlow knows) whose OpDef
+  says they are pure, minus explicit families. An op is on it only when its OpDef
+  1. is not stateful and has outputs;
+  2. has no ref argument and no argument of fixed type resource, variant or a quantized type;
+  3. names no file, path, directory, device, shared resource or descriptor source among its input arguments and
+     attrs (`filename`, `file_pattern`, `prefix`, `logdir`, `container`, `shared_name`, `descriptor_source`, ...;
+     `ARGUMENTS_THAT_REACH_OUT`);
+  4. draws no random numbers: no `seed`/`seed2` attrs (`FractionalMaxPool`: random yet not stateful), no
+     `seed` input, no `key`+`counter` inputs (stateless random: a folded draw is not the op's meaning);
+  and when it is not in `DENIED_OPS` (arguments, control flow, ops that are not marked stateful yet read the
+  outside world) nor in `DENIED_FAMILIES` (quantization: TFLite needs the ops; summaries, debugging, TPU, XLA,
+  TensorArray, distributed and internal (`_`-prefixed) ops: meaningless or unrunnable on this CPU).
+  An op the registry does not know (a custom op) is never on it: a new op is refused until TensorFlow describes it.
 - `refusal(node, library)` is None when `node` is safe to execute with constant inputs, and otherwise the reason
-  it is not. `Const` is safe (it is the input of every evaluation); everything else passes these layers in order:
-  1. denied by name: placeholders and arguments, control-flow primitives (`Switch`, `Merge`, `Enter`, ...: they
-     route values, they do not compute them), and ops that are not marked stateful yet touch the outside world
-     or memory-map files (`ReadFile`, `MatchingFiles`, `ImmutableConst`, `PyFuncStateless`, ...);
-  2. denied by pattern or by a `seed` attr: random ops (stateless ones too: a folded draw is not the op's meaning;
-     `opinfo.takes_seed` finds `FractionalMaxPool`, random yet not stateful), file, reader, queue, table, saver,
-     summary, debug, dataset, iterator, Python, communication and TPU/XLA ops, and quantization ops (`FakeQuant*`,
-     `Quantize*`, `Dequantize`, `Quantized*`, `Requantize*`: TFLite needs them);
-  3. denied by TensorFlow's op registry: unknown or custom ops, stateful ops (`opinfo.is_stateful`), ops with no
-     outputs, ops with a ref, resource, variant or quantized-type input or output;
-  4. function calls (`PartitionedCall`, `StatelessIf`, a library function used as an op, any func-valued attr)
-     are allowed only when every function they reach, transitively, passes this policy node by node; a function
-     missing from the library is refused.
+  it is not: `Const` is safe (it is the input of every evaluation); any other op must be on the allowlist, and the
+  node's own dtype attrs must give no ref, resource, variant or quantized-type input or output (`T=resource`); a
+  call (`PartitionedCall`, `StatelessIf`, a library function used as an op, any func-valued attr) is allowed only
+  when every function it reaches, transitively, passes this policy node by node; a function missing from the
+  library is refused.
+- Being on the allowlist says what an op may touch, not how much it allocates: the size of every result is
+  bounded by the caller (`fold`'s size guards, from static shapes before evaluating) and by the limits of the
+  child process TensorFlow runs in (`optimizer.sandbox`); ops whose output size depends on values (`Fill`,
+  `Range`, `Tile`, `RaggedRange`, `ParseTensor`, `DecodeCompressed`, `AsString`, ...) run only there.
 - `outside_world_ops(graph_def)` names the ops of a whole graph that touch files, the network, processes or
   Python; verification does not run a graph that has any.
-- The policy is deliberately a deny list over the registry's facts plus a walk of the call graph, so that a new pure
-  op folds without a change here, while anything unknown is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 
 from optimizer import opinfo
 from optimizer.library import executed_nodes
-from optimizer.protos import AttrValue, FunctionDefLibrary, GraphDef, NodeDef, OpDef
+from optimizer.protos import AttrValue, FunctionDefLibrary, GraphDef, NodeDef, OpDef, OpList
 
 CONSTANT_OPS = frozenset({"Const"})
 """Ops whose value is their `value` attr (a fed `Const`, one that is a graph input, is not constant)."""
@@ -63,6 +71,8 @@ DENIED_OPS = (
             "PyFuncStateless",
             "Timestamp",
             "Sleep",
+            "ShardedFilename",
+            "ShardedFilespec",
             # allocate without initializing
             "Empty",
             "_ParallelConcatStart",
@@ -71,22 +81,86 @@ DENIED_OPS = (
     | opinfo.CONTROL_FLOW_OPS
 )  # control flow routes values and dead-ness, computes nothing
 
-DENIED_PATTERNS = (
-    ("random", re.compile(r"Random|Multinomial|TruncatedNormal|Shuffle|SampleDistorted|NonDeterministic")),
-    ("quantization", re.compile(r"quantiz|FakeQuant", re.IGNORECASE)),
+DENIED_FAMILIES = (
+    ("a quantization op", re.compile(r"quantiz|FakeQuant", re.IGNORECASE)),
+    ("a summary or debugging op", re.compile(r"Summary|Debug|Print")),
     (
-        "outside world",
+        "a TPU, XLA, distributed or runtime-internal op",
         re.compile(
-            r"File|Reader|Queue|Table|Save|Restore|Checkpoint|Summary|Debug|Dataset|Iterator|PyFunc|Print|"
-            r"Send|Recv|Collective|Nccl|TPU|Xla|Stack|TensorArray|Barrier|Mutex|Variable|Resource"
+            r"TPU|Xla|DTensor|Collective|Nccl|Send|Recv|"
+            r"^_+Mkl|^_Host|^_Xla|^_Device|^_Scoped|^_Read|^_Ready|^_If|^_While|^_Switch|^_Enter"
         ),
     ),
+    ("a TensorArray op", re.compile(r"TensorArray")),
+    ("a random op", re.compile(r"Random|Multinomial|TruncatedNormal|Shuffle|SampleDistorted|NonDeterministic")),
 )
+"""Families of ops denied by name: pure in the registry's eyes, yet not to be folded (see the contract)."""
+
+ARGUMENTS_THAT_REACH_OUT = re.compile(
+    r"^(filenames?|.*_filenames?|file_.*|.*_file|.*file_path|path|.*_path|ckpt_path|prefix|.*_prefix(es)?|"
+    r"file_pattern|.*dir|directory|logdir|log_dir_path|descriptor_source|data_source_name|source|"
+    r"containers?|shared_names?|.*device.*)$"
+)
+"""Input-argument and attr names that make an op read or name a file, device or shared resource."""
 
 # DataType enum values that folding never produces or consumes.
 _DT_RESOURCE, _DT_VARIANT = 20, 21
 _QUANTIZED_TYPES = frozenset({11, 12, 13, 15, 16})  # qint8, quint8, qint32, qint16, quint16
 _REF_OFFSET = 100
+
+
+def registered_op_defs() -> list[OpDef]:
+    """Every OpDef this TensorFlow registers (custom ops loaded so far included)."""
+    opinfo.op_def("Const")  # imports TensorFlow
+    from tensorflow.python.client import pywrap_tf_session
+
+    return list(OpList.FromString(pywrap_tf_session.TF_GetBuffer(pywrap_tf_session.TF_GetAllOpList())).op)
+
+
+def _fixed_type_refusal(definition: OpDef) -> str | None:
+    for kind, args in (("input", definition.input_arg), ("output", definition.output_arg)):
+        for arg in args:
+            if arg.is_ref:
+                return f"it has a ref {kind} ({arg.name})"
+            if arg.type == _DT_RESOURCE:
+                return f"it has a resource {kind} ({arg.name})"
+            if arg.type == _DT_VARIANT:
+                return f"it has a variant {kind} ({arg.name})"
+            if arg.type in _QUANTIZED_TYPES:
+                return f"it has a quantized-type {kind} ({arg.name})"
+    return None
+
+
+def op_refusal(definition: OpDef) -> str | None:
+    """Why the op `definition` describes is not on the allowlist (rules 1 to 4 of the contract and the explicit
+    lists), or None when it is."""
+    op = definition.name
+    if op in DENIED_OPS:
+        return f"{op} is denied"
+    for family, pattern in DENIED_FAMILIES:
+        if pattern.search(op):
+            return f"{op} is {family}"
+    if definition.is_stateful:
+        return f"{op} is stateful"
+    if not definition.output_arg:
+        return f"{op} has no outputs"
+    reason = _fixed_type_refusal(definition)
+    if reason is not None:
+        return f"{op}: {reason}"
+    inputs = {arg.name for arg in definition.input_arg}
+    attrs = {attr.name: attr.type for attr in definition.attr}
+    for name in sorted(inputs | set(attrs)):
+        if ARGUMENTS_THAT_REACH_OUT.match(name):
+            return f"{op} names a file, device or shared resource ({name})"
+    if (attrs.get("seed") == "int" and attrs.get("seed2") == "int") or "seed" in inputs or {"key", "counter"} <= inputs:
+        return f"{op} is a random op (it takes a seed)"
+    return None
+
+
+@functools.cache
+def foldable_ops() -> frozenset[str]:
+    """The allowlist: every registered op that `op_refusal` accepts."""
+    return frozenset(definition.name for definition in registered_op_defs() if op_refusal(definition) is None)
 
 
 def _arg_types(node: NodeDef, arg: OpDef.ArgDef) -> list[int]:
@@ -140,26 +214,17 @@ def called_functions(node: NodeDef, library: FunctionDefLibrary | None) -> list[
 
 
 def _own_refusal(node: NodeDef, library: FunctionDefLibrary | None) -> str | None:
-    """Layers 1 to 3 of the policy, for `node` alone (not what it calls)."""
+    """The policy for `node` alone (not what it calls): the allowlist, then its own dtype attrs."""
     op = str(node.op)
     if op in CONSTANT_OPS:
         return None
-    if op in DENIED_OPS:
-        return f"{op} is denied"
-    for kind, pattern in DENIED_PATTERNS:
-        if pattern.search(op):
-            return f"{op} is a {kind} op"
-    if opinfo.takes_seed(op):  # FractionalMaxPool, FractionalAvgPool: random pooling regions, not stateful
-        return f"{op} is a random op (it takes a seed)"
     definition = opinfo.op_def(op)
     if definition is None:
         if op not in called_functions(node, library):
             return f"{op} is not a registered op"
         return None
-    if definition.is_stateful:
-        return f"{op} is stateful"
-    if not definition.output_arg:
-        return f"{op} has no outputs"
+    if op not in foldable_ops():
+        return op_refusal(definition) or f"{op} is not on the allowlist"
     reason = _type_refusal(node, definition)
     return None if reason is None else f"{op}: {reason}"
 

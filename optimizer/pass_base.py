@@ -23,11 +23,14 @@ class PassContext:
 
     `max_rewrites` lets a caller stop a pass after K rewrites (bisection finds the first bad one);
     a pass asks `ctx.allow_rewrite()` before each rewrite and stops rewriting when it returns False.
+    `state` holds what a pass keeps for its later runs in the same pipeline run, under a key of its own (`fold`
+    keeps its growth guard there, so that the whole run, not each fold, is held to one limit).
     """
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("optimizer.passes"))
     max_rewrites: int | None = None
     rewrites: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
 
     def allow_rewrite(self) -> bool:
         """Count one rewrite; False once the budget is spent (the rewrite must then not happen)."""

@@ -2,7 +2,8 @@
 
 Grammar: elements separated by commas; an element is a pass name optionally followed by `{k=v,...}`.
 Option names are kebab-case (`max-bytes` sets the field `max_bytes`); values are converted to the field's
-type (int, float, bool as true/false, str). `str(Pipeline)` prints the canonical form, which parses back to
+type (int, float, bool as true/false, str; numbers must be finite and not negative: every numeric option is a
+count, a size or a limit). `str(Pipeline)` prints the canonical form, which parses back to
 an equal pipeline. The empty string is the empty pipeline.
 """
 
@@ -57,9 +58,13 @@ def _convert(value: str, annotation: Any, where: str) -> Any:
                 return False
             raise ValueError(value)
         if kind in (int, float):
-            return kind(value)
+            number = kind(value)
+            if not 0 <= number < float("inf"):
+                raise ValueError(value)
+            return number
     except ValueError as error:
-        raise OptimizerError(f"{where}: {value!r} is not a valid {kind.__name__ if kind else 'value'}") from error
+        kind_name = f"non-negative {kind.__name__}" if kind in (int, float) else kind.__name__ if kind else "value"
+        raise OptimizerError(f"{where}: {value!r} is not a valid {kind_name}") from error
     return value
 
 

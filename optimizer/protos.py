@@ -11,7 +11,7 @@ try:
     from tensorflow.core.framework.function_pb2 import FunctionDef, FunctionDefLibrary
     from tensorflow.core.framework.graph_pb2 import GraphDef
     from tensorflow.core.framework.node_def_pb2 import NodeDef
-    from tensorflow.core.framework.op_def_pb2 import OpDef
+    from tensorflow.core.framework.op_def_pb2 import OpDef, OpList
     from tensorflow.core.framework.tensor_pb2 import TensorProto
     from tensorflow.core.framework.tensor_shape_pb2 import TensorShapeProto
     from tensorflow.core.framework.types_pb2 import DataType
@@ -26,6 +26,7 @@ __all__ = [
     "GraphDef",
     "NodeDef",
     "OpDef",
+    "OpList",
     "TensorProto",
     "TensorShapeProto",
 ]

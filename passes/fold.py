@@ -21,6 +21,13 @@ Contract
   how to raise the limit (`fold{max-bytes=N}`). A node whose output shape is not static (`Where`, `Unique`,
   `BroadcastGradientArgs`) is evaluated only when its inputs are values at hand (`Const`s, materialized shapes) of
   at most `max-bytes` together, and its result is kept by the same rule.
+- Growth guard: the constants of the graph may grow by at most `max-growth` bytes of encoded values in one run
+  of the pipeline (default 0: automatic, the larger of 64 MiB and the constants' bytes before the first `fold`;
+  the first `fold` of the pipeline sets the ceiling, kept in `PassContext.state`, and later ones share it), so
+  that many outputs each under `max-bytes` cannot add up to a memory bomb. Before evaluating, nodes are admitted in
+  order while their static output bytes, less those of the constants only they read, fit in what is left; a
+  node whose size is not static is admitted, and the child process sends back at most what is left
+  (`evaluate`'s `max_result_bytes`). What does not fit is kept, with one warning naming how to raise the limit.
 - Shapes. `Shape`, `Size`, `Rank` and `ShapeN` become constants where TensorFlow's shape inference (one import
   of the whole graph per round, when such ops read non-constants) knows the shape of their input (the rank, for
   `Rank`); `BroadcastGradientArgs` and everything else
@@ -57,7 +64,7 @@ import numpy as np
 
 from optimizer import Graph, Node, Pass, PassContext, Tensor, foldable
 from optimizer._tf import tensorflow
-from optimizer.evaluate import Imported, NotFoldable, evaluate, frontier_shapes, to_tensor_proto
+from optimizer.evaluate import OVER_BUDGET, Imported, NotFoldable, evaluate, frontier_shapes, to_tensor_proto
 from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, signatures_of
 from optimizer.opinfo import SWITCH_OPS
 from optimizer.protos import AttrValue, FunctionDef, TensorProto
@@ -67,6 +74,8 @@ from passes.inline import inline_call
 
 MAX_ROUNDS = 8
 DEFAULT_MAX_BYTES = 10 * 2**20
+MIN_AUTOMATIC_GROWTH = 64 * 2**20
+"""`max-growth=0` (automatic) lets the constants grow by this much, or by their own size when that is larger."""
 SHAPE_OPS = frozenset({"Shape", "Size", "Rank", "ShapeN"})
 ELEMENT_PICKS = frozenset({"StridedSlice", "Slice", "Gather", "GatherV2"})
 """Ops whose output only selects elements of their first input at positions fixed by their other inputs."""
@@ -164,6 +173,34 @@ def _remove_unused(graph: Graph, names: Iterable[str], removable: set[str]) -> N
         sources = [tensor.node for tensor in graph.inputs_of(name)] + graph.control_inputs_of(name)
         graph.remove(name)
         pending.extend(sources)
+
+
+def constant_bytes(graph: Graph) -> int:
+    """The encoded bytes of the values of all `Const` nodes of `graph`."""
+    return sum(
+        graph.node(name).attrs["value"].tensor.ByteSize()
+        for name in graph.nodes_of(foldable.CONSTANT_OPS)
+        if "value" in graph.node(name).attrs
+    )
+
+
+@dataclass
+class Growth:
+    """The growth guard of one pipeline run (see the contract): `ceiling` is the most constant bytes the graph may
+    hold; `kept` names the nodes the guard kept (later runs of the pass do not retry them), `reported` how many
+    of them a warning has named."""
+
+    ceiling: int
+    kept: set[str] = field(default_factory=set)
+    reported: int = 0
+
+    @classmethod
+    def of(cls, graph: Graph, max_growth: int) -> Growth:
+        start = constant_bytes(graph)
+        return cls(start + (max_growth or max(MIN_AUTOMATIC_GROWTH, start)))
+
+    def left(self, graph: Graph) -> int:
+        return max(self.ceiling - constant_bytes(graph), 0)
 
 
 # ----- constant folding and shape materialization --------------------------------------------------------------
@@ -440,11 +477,17 @@ def _make_const(graph: Graph, name: str, proto: TensorProto, control_inputs: lis
 
 
 def fold_constants(
-    graph: Graph, ctx: PassContext, max_bytes: int = DEFAULT_MAX_BYTES, failed: set[str] | None = None
+    graph: Graph,
+    ctx: PassContext,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    failed: set[str] | None = None,
+    growth: Growth | None = None,
 ) -> None:
     """One round of constant folding and shape materialization over `graph`. `failed` collects the nodes that
-    TensorFlow could not evaluate (and what they were computed from), so that later rounds do not retry them."""
+    TensorFlow could not evaluate (and what they were computed from), so that later rounds do not retry them;
+    `growth` is the run's growth guard (a fresh automatic one when None)."""
     failed = set() if failed is None else failed
+    growth = Growth.of(graph, 0) if growth is None else growth
     state = _Round(graph, max_bytes, failed)
     state.materialize()
     planned = state.walk(guard=False)
@@ -477,6 +520,7 @@ def fold_constants(
                 plans.append((name, [0], True))
         elif ports and not graph.is_protected(name) and len(ports) <= _freed_by_folding(graph, name, folded):
             plans.append((name, ports, False))
+    plans, result_bytes = _within_growth(state, plans, folded, growth)
     if not plans:
         return
     fetches = [
@@ -485,11 +529,13 @@ def fold_constants(
     known = dict(state.materialized)
     known.update({shape: stand_in for shape, stand_in, _ in picks.values()})
     try:
-        result = evaluate(graph, fetches, known, imported)
+        result = evaluate(graph, fetches, known, imported, max_result_bytes=result_bytes)
     except NotFoldable as error:  # the walk admits only safe nodes, so this is a bug: keep the graph as it is
         ctx.logger.warning("fold: not folding this round: %s", error)
         return
     for tensor, reason in result.failures.items():
+        if reason == OVER_BUDGET:
+            growth.kept.add(tensor.node)
         ctx.logger.debug("fold: keep %s: TensorFlow cannot evaluate it: %s", tensor, reason)
     if result.failures:
         sources = graph.reachable((tensor.node for tensor in result.failures), backward=True)
@@ -530,6 +576,46 @@ def fold_constants(
                     graph.add_control_input(consumer, source)
             touched.append(name)
     _remove_unused(graph, touched, folded | {shape.node for shape, _, _ in picks.values()})
+
+
+def _within_growth(
+    state: _Round, plans: list[tuple[str, list[int], bool]], folded: set[str], growth: Growth
+) -> tuple[list[tuple[str, list[int], bool]], int]:
+    """The plans that fit in what the growth guard leaves, in order, and the bytes their values may take when they
+    come back (their static sizes, and what is left for the values whose size is not static); the others are
+    kept (added to `state.failed`, so that later rounds do not retry them)."""
+    graph = state.graph
+    left = growth.left(graph)
+    static = 0
+    admitted = []
+    for name, ports, in_place in plans:
+        adds = sum(_info_bytes(state.infos.get(Tensor(name, port))) or 0 for port in ports)
+        frees = sum(
+            _proto_bytes(_const_value(graph, source))
+            for source in {tensor.node for tensor in graph.inputs_of(name)}
+            if is_constant(graph, source)
+            and not graph.is_protected(source)
+            and all(target == name for target in graph.successors(source))
+        )
+        if adds - frees > left:
+            growth.kept.add(name)
+            state.failed.add(name)
+            continue
+        left -= max(adds - frees, 0)
+        static += adds
+        admitted.append((name, ports, in_place))
+    return admitted, static + left
+
+
+def _report_growth(growth: Growth, ctx: PassContext) -> None:
+    if len(growth.kept) > growth.reported:
+        ctx.logger.warning(
+            "fold: kept %d node(s): folding them would grow the graph's constants past %d bytes (max-growth); "
+            "to fold them, raise the limit: fold{max-growth=N}",
+            len(growth.kept) - growth.reported,
+            growth.ceiling,
+        )
+        growth.reported = len(growth.kept)
 
 
 def _freed_by_folding(graph: Graph, name: str, folded: set[str]) -> int:
@@ -794,16 +880,19 @@ class Fold(Pass):
 
     name = "fold"
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_growth: int = 0
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        failed: set[str] = set()
+        growth = ctx.state.setdefault("fold.growth", Growth.of(graph, self.max_growth))
+        failed: set[str] = set(growth.kept)
         for _ in range(MAX_ROUNDS):
             before = graph.mutations
             # Dead branches first, so that folding never evaluates what a constant condition discards.
             resolve_switches(graph, ctx)
             inline_conditionals(graph, ctx)
-            fold_constants(graph, ctx, self.max_bytes, failed)
+            fold_constants(graph, ctx, self.max_bytes, failed, growth)
             drop_constant_control_inputs(graph, ctx)
             if graph.mutations == before:
-                return
+                break
             logging.getLogger(__name__).debug("fold: %d mutation(s) this round", graph.mutations - before)
+        _report_growth(growth, ctx)

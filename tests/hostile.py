@@ -8,6 +8,10 @@
   `huge-placeholder` (an input declared with 10^10 elements), `empty-name`, `self-loop`, `control-cycle`.
 Every case is a model a user could hand to `optimize`; none may produce a traceback, a hang or a wrong result.
 
+Memory bombs: `memory_bomb(kind)` (`MEMORY_BOMBS`: `ParseTensor` of a small string claiming 3.6 GB, `RaggedRange`
+to 2*10^9, `AsString` 10^7 characters wide, 220 `Fill`s of 10 MB each, a zlib bomb of 1 GiB, a 200 MB string
+constant), each a graph whose output `y` adds the bomb's size to the input `x`.
+
 Function libraries: `recursive_library(kind)` (`RECURSION_KINDS`: direct, mutual, through an op name, `If`,
 `While`, `Case`, a three-cycle), `call_chain(depth)`, `fan_out_tree(depth)`. Whole runs: `SCENARIOS`, each a
 `Scenario` that writes its files (models, symlinks, FIFOs, `.npy`s with hostile headers, checkpoint state files
@@ -314,6 +318,62 @@ class Scenario:
     writes: tuple[str, ...] = ()
 
 
+MEMORY_BOMBS = ("parse-tensor", "ragged-range", "as-string", "fills", "zlib", "big-string")
+
+
+def memory_bomb(kind: str) -> GraphDef:
+    """A graph `y = x + size(bomb)` whose constant part allocates gigabytes when evaluated (see `MEMORY_BOMBS`)."""
+    import zlib
+
+    import tensorflow as tf
+
+    from optimizer.protos import TensorProto
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [], name="x")
+        if kind == "parse-tensor":
+            claim = TensorProto(dtype=tf.float32.as_datatype_enum)
+            for size in (30_000, 30_000):
+                claim.tensor_shape.dim.add(size=size)
+            serialized = tf.constant(claim.SerializeToString())
+            value = tf.reduce_sum(tf.raw_ops.ParseTensor(serialized=serialized, out_type=tf.float32))
+        elif kind == "ragged-range":
+            starts, limits = tf.constant([0], tf.int64), tf.constant([2_000_000_000], tf.int64)
+            _, values = tf.raw_ops.RaggedRange(starts=starts, limits=limits, deltas=tf.constant([1], tf.int64))
+            value = tf.cast(tf.size(values), tf.float32)
+        elif kind == "as-string":
+            text = tf.raw_ops.AsString(input=tf.range(1000.0), width=10_000_000)
+            value = tf.cast(tf.reduce_sum(tf.strings.length(text)), tf.float32)
+        elif kind == "fills":
+            value = tf.add_n([tf.reduce_sum(x + tf.fill([2_500_000], tf.constant(float(i)) + 1.0)) for i in range(220)])
+        elif kind == "zlib":
+            bomb = tf.constant(zlib.compress(b"\0" * 2**30, 9))
+            text = tf.raw_ops.DecodeCompressed(bytes=bomb, compression_type="ZLIB")
+            value = tf.cast(tf.strings.length(text), tf.float32)
+        elif kind == "big-string":
+            value = tf.cast(tf.strings.length(tf.constant(b"s" * 200_000_000)), tf.float32)
+        else:
+            raise ValueError(kind)
+        tf.identity(x + value, name="y")
+    return graph.as_graph_def()
+
+
+MEMORY_BOMB_ENDINGS = {
+    # folding keeps what it cannot afford; the model itself needs 3.6 GB, and runs within the limits
+    "parse-tensor": (0, ""),
+    # the original graph cannot allocate 16 GB: written, not verified
+    "ragged-range": (4, "the original graph does not run on these inputs"),
+    # TensorFlow aborts on a 10 GB allocation, in folding's child and then in verification's: the model is at fault
+    "as-string": (2, "verification (running the original graph): crashed with SIGABRT"),
+    # each Fill is under max-bytes, together they pass max-growth: most are kept, the run ends well
+    "fills": (0, ""),
+    "zlib": (0, ""),
+    "big-string": (0, ""),
+}
+"""How each memory bomb's run must end: exit code and the message of its one line."""
+
+
 def _small(folder: Path, name: str = "model.pbtxt") -> str:
     (folder / name).write_text(SMALL)
     return name
@@ -370,6 +430,16 @@ def _linked(folder: Path, target: str, link: str) -> str:
 
 
 SCENARIOS: list[Scenario] = [
+    *(
+        Scenario(
+            f"memory-bomb-{kind}",
+            lambda folder, kind=kind: [_binary(folder, memory_bomb(kind)), "-o", "out.pb"],
+            MEMORY_BOMB_ENDINGS[kind][0],
+            MEMORY_BOMB_ENDINGS[kind][1],
+            ("out.pb",) if MEMORY_BOMB_ENDINGS[kind][0] in (0, 4) else (),
+        )
+        for kind in MEMORY_BOMBS
+    ),
     *(
         Scenario(
             f"recursive-{kind}",

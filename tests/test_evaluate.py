@@ -23,9 +23,9 @@ def count_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = evaluation.run_frontier
 
-    def counting(graph_def: Any, fetches: Any) -> Any:
+    def counting(graph_def: Any, fetches: Any, *rest: Any) -> Any:
         calls.append(len(fetches))
-        return real(graph_def, fetches)
+        return real(graph_def, fetches, *rest)
 
     monkeypatch.setattr(evaluation, "run_frontier", counting)
     return calls
@@ -199,3 +199,46 @@ def test_static_shapes_of_a_frontier_come_without_running_it(monkeypatch: pytest
     assert shapes[Tensor("big")] == (tf.float32.as_datatype_enum, (1024, 1024, 256))
     assert shapes[Tensor("bad")] == (tf.float32.as_datatype_enum, (2,))
     assert shapes[Tensor("unique")][1] == (None,) and shapes[Tensor("unique", 1)][1] == (3,)
+
+
+def test_values_past_the_result_budget_stay_in_the_child() -> None:
+    """The child sends values in fetch order while they fit in `max_result_bytes`; the rest are failures."""
+    g = graph(
+        const("dims", [1000], dtype=tf.int32),
+        const("one", 1.0),
+        node("small", "Neg", "one"),
+        node("big", "Fill", "dims", "one", index_type=tf.int32),
+        node("bigger", "Fill", "dims", "small", index_type=tf.int32),
+    )
+    result = evaluate(g, [Tensor("small"), Tensor("big"), Tensor("bigger")], max_result_bytes=4100)
+    assert np.array_equal(result.values[Tensor("small")], -1.0) and result.values[Tensor("big")].shape == (1000,)
+    assert result.failures == {Tensor("bigger"): evaluation.OVER_BUDGET}
+
+
+def test_a_child_failure_is_split_in_halves_unless_it_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash or an out-of-memory costs the fetches of the batch that holds the culprit, not all of them; a
+    time-out is not retried (each retry could cost the whole limit again)."""
+    from optimizer.sandbox import ChildFailure
+
+    g = graph(const("a", [1.0, 2.0]), *(node(f"n{i}", "Maximum", "a", "a") for i in range(8)))
+    real = evaluation.run_frontier
+    batches: list[list[str]] = []
+
+    def failing(cause: str) -> Any:
+        def run(graph_def: Any, fetches: Any, *rest: Any) -> Any:
+            batches.append([fetch.node for fetch in fetches])
+            if Tensor("n5") in fetches:
+                raise ChildFailure("fold", None, cause)
+            return real(graph_def, fetches, *rest)
+
+        return run
+
+    monkeypatch.setattr(evaluation, "run_frontier", failing("crashed with SIGSEGV"))
+    result = evaluate(g, [Tensor(f"n{i}") for i in range(8)])
+    assert set(result.failures) == {Tensor("n5")} and len(result.values) == 7
+    assert len(batches) == 7  # 8 -> 4+4 -> 2+2 -> 1+1, and the halves without n5 succeed
+
+    batches.clear()
+    monkeypatch.setattr(evaluation, "run_frontier", failing("took longer than the time limit of 1 s (--time-limit)"))
+    result = evaluate(g, [Tensor(f"n{i}") for i in range(8)])
+    assert len(result.failures) == 8 and not result.values and len(batches) == 1

@@ -76,7 +76,8 @@ def test_pipelines_print_back_canonically_and_reparse_equal(text: str, canonical
     [
         ("nosuchpass", "unknown pass 'nosuchpass'; known passes: "),
         ("tunable{colour=red}", "has no option 'colour'; its options: max-bytes, ratio, strict, mode, limit"),
-        ("tunable{max-bytes=lots}", "'lots' is not a valid int"),
+        ("tunable{max-bytes=lots}", "'lots' is not a valid non-negative int"),
+        ("tunable{max-bytes=-5}", "'-5' is not a valid non-negative int"),
         ("tunable{strict=maybe}", "'maybe' is not a valid bool"),
         ("tunable{max-bytes}", "must be written key=value"),
         ("tunable{max-bytes=1", "unbalanced"),

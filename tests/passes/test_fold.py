@@ -79,9 +79,9 @@ def count_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[list[Tensor]]:
     calls: list[list[Tensor]] = []
     real = fold_module.evaluate
 
-    def recording(g: Graph, fetches: Any, known: Any = None, imported: Any = None) -> Any:
+    def recording(g: Graph, fetches: Any, known: Any = None, imported: Any = None, **options: Any) -> Any:
         calls.append(list(fetches))
-        return real(g, fetches, known, imported)
+        return real(g, fetches, known, imported, **options)
 
     monkeypatch.setattr(fold_module, "evaluate", recording)
     return calls
@@ -383,9 +383,9 @@ def test_read_file_is_never_folded_nor_executed(tmp_path: Path, monkeypatch: pyt
     ran: list[GraphDef] = []
     real = evaluation.run_frontier
 
-    def recording(graph_def: GraphDef, fetches: Any) -> Any:
+    def recording(graph_def: GraphDef, fetches: Any, *rest: Any) -> Any:
         ran.append(graph_def)
-        return real(graph_def, fetches)
+        return real(graph_def, fetches, *rest)
 
     monkeypatch.setattr(evaluation, "run_frontier", recording)
     assert not run_fold(g)[0].changed
@@ -676,3 +676,42 @@ def test_a_multi_output_graph_output_does_not_grow_the_graph_run_after_run() -> 
     for _ in range(3):
         assert not run_fold(g)[0].changed
     assert g.to_graph_def() == before
+
+
+def test_the_growth_guard_caps_what_many_small_folds_add_up_to(caplog: pytest.LogCaptureFixture) -> None:
+    """Thirty `Fill`s of 400 KB each pass `max-bytes`, but together they would add 12 MB of constants: with
+    `max-growth=2000000` only what fits folds (judged from static sizes, before anything is computed), the rest
+    stays as it is, and one warning says how to raise it."""
+    dims = const("dims", [100_000], dtype=tf.int32)
+    fills = [const("value", 1.5)]
+    for index in range(30):
+        fills.append(node(f"seed{index}", "AddV2", "value", f"offset{index}"))
+        fills.append(const(f"offset{index}", float(index)))
+        fills.append(node(f"fill{index}", "Fill", "dims", f"seed{index}", index_type=tf.int32))
+        fills.append(node(f"out{index}", "Sin", f"fill{index}"))
+    g = graph(placeholder("x"), dims, *fills, outputs=[f"out{index}" for index in range(30)])
+    before = g.to_graph_def()
+    with caplog.at_level(logging.WARNING):
+        run_fold(g, "fold{max-growth=2000000}")
+    kinds = ops(g)
+    folded = [index for index in range(30) if kinds[f"out{index}"] == "Const"]
+    assert 0 < len(folded) <= 5, "each Sin output is 400 KB by its static shape: at most five fit in 2 MB"
+    assert fold_module.constant_bytes(g) <= fold_module.constant_bytes(Graph.from_graph_def(before)) + 2_000_000
+    assert any("max-growth" in record.message for record in caplog.records)
+    for index in folded:
+        assert np.allclose(value(g, f"out{index}"), np.sin(np.float32(1.5 + index)))
+
+
+def test_the_automatic_growth_guard_lets_a_model_double_its_weights() -> None:
+    """`Cast` of float16 weights to float32 doubles them: the automatic limit (64 MiB or the constants' own size)
+    allows it, so ordinary models fold as before."""
+    weights = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float16)
+    g = graph(
+        placeholder("x", shape=[1, 64]),
+        const("w16", weights, dtype=tf.float16),
+        node("w", "Cast", "w16", SrcT=tf.float16, DstT=tf.float32),
+        node("y", "MatMul", "x", "w"),
+        outputs=["y"],
+    )
+    run_fold(g)
+    assert ops(g)["w"] == "Const" and "w16" not in ops(g)
