@@ -97,10 +97,10 @@ def _diff(path_a: str, path_b: str, console: Console) -> int:
     console.print(f"[bold]{path_a}[/bold] -> [bold]{path_b}[/bold]")
     for label, names in (("removed", result.removed), ("added", result.added)):
         shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
-        console.print(f"{label} ({len(names)}): {shown}", highlight=False)
+        console.print(f"{label} ({len(names)}): {shown}", markup=False, highlight=False)
     console.print(f"changed ({len(result.changed)}):", highlight=False)
     for name, what in list(result.changed.items())[:50]:
-        console.print(f"  {name}: {', '.join(what)}", highlight=False)
+        console.print(f"  {name}: {'; '.join(what)}", markup=False, highlight=False)
     table = Table(title="Nodes by op", title_justify="left")
     for column in ("op", "a", "b", "change"):
         table.add_column(column, justify="left" if column == "op" else "right")
@@ -245,10 +245,8 @@ def _compare(original_path: str, candidate_path: str, options: dict[str, Any], c
 def _change_hooks(
     options: dict[str, Any], console: Console, protected: set[str]
 ) -> list[Callable[[PassRecord, Graph], None]]:
-    """`--dump-dir`: write the graph after each pass that changed it (never over an input); `--print-after-change`:
-    print it."""
-    from google.protobuf import text_format
-
+    """`--dump-dir`: write the graph's textual form (`optimizer.printer`) after each pass that changed it (never over
+    an input); `--print-after-change`: print it."""
     from optimizer.errors import OptimizerError
     from optimizer.graph_io import write_atomic
     from optimizer.paths import check_writable
@@ -263,16 +261,16 @@ def _change_hooks(
         counter = iter(range(1, 10**6))
 
         def dump(record: PassRecord, graph: Graph) -> None:
-            path = os.path.join(folder, f"{next(counter):03d}-{record.name.split('{')[0]}.pbtxt")
+            path = os.path.join(folder, f"{next(counter):03d}-{record.name.split('{')[0]}.txt")
             check_writable(path, protected, "--dump-dir")
-            write_atomic(path, text_format.MessageToString(graph.to_graph_def()).encode())
+            write_atomic(path, (str(graph) + "\n").encode())
 
         hooks.append(dump)
     if options["print_after_change"]:
 
         def show(record: PassRecord, graph: Graph) -> None:
             console.print(f"// ----- after {record.name} (round {record.iteration}) -----", highlight=False)
-            console.print(text_format.MessageToString(graph.to_graph_def()), markup=False, highlight=False)
+            console.print(str(graph), markup=False, highlight=False)
 
         hooks.append(show)
     return hooks
@@ -569,8 +567,15 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
 @click.option("--bisect", is_flag=True, help="On a failed verification, find the first bad pass and rewrite.")
 @click.option("--reproducer-dir", default="optimize-reproducer", show_default=True, help="Where --bisect writes.")
 @click.option("--keep-going", is_flag=True, help="Roll back a pass that fails and go on (default: stop).")
-@click.option("--dump-dir", metavar="DIR", help="Write the graph after each pass that changed it (.pbtxt).")
-@click.option("--print-after-change", is_flag=True, help="Print the graph after each pass that changed it.")
+@click.option(
+    "--dump-dir",
+    metavar="DIR",
+    help="Write the graph after each pass that changed it, one line per node (NNN-PASS.txt; not loadable: -o writes"
+    " the model).",
+)
+@click.option(
+    "--print-after-change", is_flag=True, help="Print the graph after each pass that changed it, one line per node."
+)
 @click.option("--diff", is_flag=True, help="Show what differs: optimize --diff A B.")
 @click.option("--jobs", default=1, show_default=True, metavar="N", help="Batch mode: models optimized at once.")
 @click.option(

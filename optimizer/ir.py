@@ -38,6 +38,7 @@ import networkx as nx
 from optimizer import opinfo
 from optimizer._gc import gc_paused
 from optimizer.errors import GraphError
+from optimizer.printer import format_graph
 from optimizer.protos import AttrValue, FunctionDef, FunctionDefLibrary, GraphDef, NodeDef
 
 if TYPE_CHECKING:
@@ -391,6 +392,14 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self._node)
+
+    def __str__(self) -> str:
+        """The textual form, one line per node (`optimizer.printer`)."""
+        return format_graph(self)
+
+    def __repr__(self) -> str:
+        counts = (len(self._node), len(self._inputs), len(self._outputs), len(self._header.library.function))
+        return "<Graph: {} nodes, {} inputs, {} outputs, {} functions>".format(*counts)
 
     def __contains__(self, name: object) -> bool:
         return name in self._node

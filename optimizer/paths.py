@@ -165,6 +165,6 @@ def check_outputs(
     if report_json:
         check_writable(report_json, protected, "the JSON report")
     if dump_dir:
-        check_folder(dump_dir, protected, "--dump-dir", suffixes=(".pbtxt",))
+        check_folder(dump_dir, protected, "--dump-dir", suffixes=(".txt",))
     if reproducer_dir:
         check_folder(reproducer_dir, protected, "--reproducer-dir", REPRODUCER_FILES, (".npy",))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import optimizer
 from optimizer import Graph, PassContext, function_pass
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
@@ -43,15 +44,19 @@ def test_dump_dir_writes_the_graph_after_each_changing_pass(tmp_path: Path, caps
     dumps, out = tmp_path / "dumps", tmp_path / "o.pb"
     args = [CNN, "-o", str(out), "--passes", "identity,identity,prune", "--dump-dir", str(dumps), "-q"]
     assert main(args) == 0
-    assert sorted(path.name for path in dumps.iterdir()) == ["001-identity.pbtxt", "002-prune.pbtxt"]
-    assert read_graph_def(dumps / "002-prune.pbtxt") == read_graph_def(out)
-    assert len(read_graph_def(dumps / "001-identity.pbtxt").node) > len(read_graph_def(out).node)
+    assert sorted(path.name for path in dumps.iterdir()) == ["001-identity.txt", "002-prune.txt"]
+    written = optimizer.load(str(out), ["images"], ["probabilities"])
+    assert (dumps / "002-prune.txt").read_text() == str(written) + "\n"  # the graph -o wrote, one line a node
+    first = (dumps / "001-identity.txt").read_text().splitlines()
+    assert first[0] == "graph(images: f32[?,16,16,3]) -> (probabilities)"
+    assert len(first) > len(str(written).splitlines())  # prune removed nodes after identity
 
 
 def test_print_after_change_prints_each_changed_graph(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([CNN, "--passes", "identity,identity", "--print-after-change", "--no-verify"]) == 0
     out = capsys.readouterr().out
-    assert out.count("// ----- after identity") == 1 and 'op: "Softmax"' in out
+    assert out.count("// ----- after identity") == 1
+    assert "  probabilities = Softmax(" in out and "graph(images: f32[?,16,16,3]) -> (probabilities)" in out
 
 
 @pytest.fixture
@@ -96,3 +101,11 @@ def test_diff_names_removed_and_changed_nodes(tmp_path: Path, capsys: pytest.Cap
     added = {node.name for node in read_graph_def(out).node} - {node.name for node in read_graph_def(CNN).node}
     assert "PlaceholderWithDefault" in text and f"added ({len(added)})" in text
     assert main(["--diff", CNN]) == 2
+
+
+def test_diff_shows_changed_inputs_old_to_new(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o.pb"
+    assert main([CNN, "-o", str(out), "--passes", "identity", "-q"]) == 0
+    assert main(["--diff", CNN, str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "  conv/Conv2D: inputs (input_copy2, conv/kernel) -> (images, conv/kernel)\n" in text

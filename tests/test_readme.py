@@ -82,3 +82,15 @@ def test_the_benchmark_tables_are_the_committed_results() -> None:
         "Time per node at 1M / at 100k:", "Time per node at 1M / at 100k: 9.99.\n\nTime per node at 1M / at 100k:", 1
     )
     assert stale != README and splice.spliced(stale) == README  # every note line after a table is replaced
+
+
+def test_the_print_after_change_example_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    from optimizer.cli import main
+
+    indented = re.findall(r"\n  ```\n(.*?)\n  ```", README, flags=re.S)  # a block inside a list item
+    (block,) = [block for block in indented if "after identity" in block]
+    source = str(ROOT / "tests" / "golden" / "identity" / "control_inputs.pbtxt")
+    args = [source, "--inputs", "x", "--outputs", "y:0", "--passes", "identity", "--print-after-change", "--no-verify"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "\n".join(line.removeprefix("  ") for line in block.splitlines()) in printed
