@@ -1,5 +1,5 @@
-"""The one place TensorFlow is imported: quietly (its import-time C++ log lines are swallowed) and with a
-one-line error that says how to install it when it is missing."""
+"""The one place TensorFlow is imported: quietly (its import-time C++ log lines are swallowed, and its C++ logging
+is set to print nothing below FATAL) and with a one-line error that says how to install it when it is missing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def tensorflow() -> ModuleType:
     """Return the `tensorflow` module, importing it on first use with its start-up chatter silenced."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: not even its ERROR lines, which a graph that fails to import prints by the dozen beside our one line
+    # (read once, at TensorFlow's first log line; TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them all).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryFile() as captured:
         sys.stderr.flush()
         saved = os.dup(2)

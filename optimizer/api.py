@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from optimizer.call_graph import check_not_recursive
 from optimizer.errors import OptimizerError
 from optimizer.graph_io import write_graph_def
-from optimizer.invariants import check_graph
+from optimizer.invariants import check_constant_shapes, check_graph, check_input_counts
 from optimizer.ir import Graph
 from optimizer.loading import load_model
 from optimizer.manager import PassManager, PassRecord, RunReport
@@ -51,6 +51,8 @@ def load(
         graph.inputs = resolve(graph, inputs, "input", where) if inputs is not None else default_inputs(graph)
         graph.outputs = resolve(graph, outputs, "output", where) if outputs is not None else default_outputs(graph)
         check_graph(graph)  # a broken file (a cycle, a port that does not exist) is refused before any pass
+        check_input_counts(graph)  # and so is a node with more or fewer data inputs than its op takes
+        check_constant_shapes(graph)  # and a constant of a negative dimension
     except OptimizerError as error:
         if error.path is None:
             raise type(error)(str(error), where) from error

@@ -388,6 +388,19 @@ def _named(input_path: str) -> Iterator[None]:
         raise OptimizerError(str(failure), input_path) from None
 
 
+@contextlib.contextmanager
+def _pass_errors_named(input_path: str) -> Iterator[None]:
+    """Name the model in the line of a pass that refused it (a user error, exit 2), as every input error does."""
+    from optimizer.errors import PassError
+
+    try:
+        yield
+    except PassError as error:
+        if not error.user_error:
+            raise
+        raise PassError(f"{input_path}: {error}", user_error=True) from error
+
+
 def _verified(run: Callable[[], Verification], outputs: Sequence[Any], original_path: str) -> Verification:
     """`run()`'s verification. When its child process crashes, runs out of time or of memory: while the candidate
     ran, the candidate failed (exit 1); otherwise the original is at fault, an input error naming `original_path`
@@ -446,7 +459,7 @@ def _optimize(input_path: str, options: dict[str, Any], console: Console) -> int
     if original is not None and keywords is not None:
         keywords["variables"] = original.variables  # the original runs with its checkpoint restored
         keywords["init"] = original.init  # and its initializer run (a SavedModel's init op, its assets fed)
-    with console.status("optimizing...", spinner="dots") as status:
+    with console.status("optimizing...", spinner="dots") as status, _pass_errors_named(input_path):
         run = optimize(
             graph,
             None if preset else passes,

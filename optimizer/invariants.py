@@ -44,6 +44,31 @@ def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
     _check_inputs(graph, (name for name in touched if name in graph))
 
 
+def check_input_counts(graph: Graph) -> None:
+    """Raise GraphError for the first node whose data inputs are not as many as its OpDef asks for (a file
+    TensorFlow would refuse to import; the passes assume the count, as `AddV2`'s two operands)."""
+    for op in graph.op_counts():
+        if opinfo.op_def(op) is None:
+            continue
+        for name in graph.nodes_of(op):
+            expected = opinfo.num_inputs(graph.node(name).proto)
+            count = len(graph.inputs_of(name))
+            if expected is not None and count != expected:
+                raise GraphError(f"node {name!r} ({op}) has {count} data input(s), but {op} takes {expected}")
+
+
+def check_constant_shapes(graph: Graph) -> None:
+    """Raise GraphError for the first `Const` whose value declares a negative dimension (TensorFlow refuses such a
+    constant; decoding one makes numpy guess sizes, such as terabytes)."""
+    for name in graph.nodes_of(("Const",)):
+        value = graph.node(name).proto.attr.get("value")
+        if value is None:
+            continue
+        dims = [int(dim.size) for dim in value.tensor.tensor_shape.dim]
+        if any(size < 0 for size in dims):
+            raise GraphError(f"constant {name!r} declares the shape {dims}, with a negative dimension")
+
+
 def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) -> None:
     """The port check of a graph as lifted (see `Graph.lifted_port_reads`): each read above port 0, and the
     reads of port 0 of nodes that have no outputs; without a sweep over every edge."""

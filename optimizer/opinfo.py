@@ -53,6 +53,21 @@ def num_outputs(node: NodeDef, library: FunctionDefLibrary | None = None) -> int
     return None
 
 
+def num_inputs(node: NodeDef) -> int | None:
+    """How many data inputs `node`'s OpDef asks for (its list lengths read from its attrs), or None when its op is
+    unknown or an attr that sets a list length is missing."""
+    definition = op_def(node.op)
+    if definition is None:
+        return None
+    total = 0
+    for arg in definition.input_arg:
+        length = arg.number_attr or arg.type_list_attr
+        if length and length not in node.attr:
+            return None
+        total += _arg_count(node, arg)
+    return total
+
+
 def is_stateful(op: str) -> bool:
     """True when TensorFlow marks `op` stateful, or does not know it (unknown ops are treated as stateful)."""
     definition = op_def(op)

@@ -136,8 +136,13 @@ def _convert_here(
 ) -> bytes:
     """`convert`, in this process."""
     tf = tensorflow()
-    function = as_function(graph_def, inputs, outputs, init)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
+    try:
+        function = as_function(graph_def, inputs, outputs, init)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], function)
+    except OptimizerError:
+        raise
+    except Exception as error:  # the graph does not import, or its outputs depend on something not an input
+        raise ConversionError(f"the TFLite converter rejected the graph: {first_meaningful_line(error)}") from error
     configure(converter, options)
     if _single_batch(function):
         # A TensorList (a Keras RNN's `While` loop) whose element shape leaves the batch open cannot be lowered to

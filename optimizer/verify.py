@@ -183,8 +183,12 @@ def random_value(
     if dtype.is_complex:
         real, imaginary = rng.uniform(low, high, size=(2, *shape))
         return (real + 1j * imaginary).astype(dtype.as_numpy_dtype)
-    if dtype.is_integer:
-        return rng.integers(int(low), int(high) + 1, size=shape).astype(dtype.as_numpy_dtype)
+    if dtype.is_integer:  # an interval wider than the dtype (`--input-range x=-1e30,1`) is cut to its bounds
+        bounds, wide = np.iinfo(dtype.as_numpy_dtype), np.iinfo(np.int64)
+        least, most = max(int(bounds.min), int(wide.min)), min(int(bounds.max), int(wide.max))
+        low, high = (min(max(int(value), least), most) for value in (low, high))
+        drawn = rng.integers(low, max(low, high), size=shape, endpoint=True)  # as integers(low, high + 1) draws
+        return drawn.astype(dtype.as_numpy_dtype)
     if dtype.is_bool:
         return rng.integers(0, 2, size=shape).astype(bool)
     if dtype == tf.string and words:

@@ -12,7 +12,9 @@ Contract
   3. it reads a ref tensor (TF1 variable plumbing): the `Identity` is the read that snapshots the value;
   4. it has control inputs and a consumer is a control-flow primitive (`opinfo.CONTROL_FLOW_OPS`: `Switch`,
      `Merge`, `Enter`, `Exit`, `NextIteration`, ...), where a forwarded control edge would change frame or
-     dead-ness semantics.
+     dead-ness semantics;
+  5. an output `k` of it is read but it has fewer than `k + 1` data inputs (a malformed node, such as an
+     `Identity` without input): there is nothing to forward.
 - Function bodies are left alone.
 """
 
@@ -32,6 +34,8 @@ def keep_reason(graph: Graph, name: str) -> str | None:
     if graph.is_protected(name):
         return "it holds a graph input or output"
     inputs = graph.inputs_of(name)
+    if any(port >= len(inputs) for port, _ in graph.data_consumers(name)):
+        return "an output that is read has no data input to forward (a malformed node)"
     producers = {tensor.node for tensor in inputs}
     if graph.control_consumers(name) and any(graph.op(node) in SWITCH_OPS for node in producers):
         return "it anchors a control edge to one output of a Switch"
@@ -54,6 +58,8 @@ def _sole_input(graph: Graph, name: str) -> Tensor | None:
     if len(keys) != 1 or 0 not in keys or opinfo.has_ref_output(graph.op(source)):
         return None
     if any(key < 0 for _, key, _ in graph.out_edges(name)):
+        return None
+    if any(port != 0 for port, _ in graph.data_consumers(name)):  # a malformed node: `keep_reason` decides
         return None
     return Tensor(source, keys[0]["port"])
 

@@ -625,6 +625,17 @@ def _with_small(*args: str) -> Callable[[Path], list[str]]:
     return lambda folder: [_small(folder), *args]
 
 
+SHORT_CONTENT = (
+    'node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: DT_FLOAT } }'
+    ' attr { key: "shape" value { shape { dim { size: 4 } } } } }\n'
+    'node { name: "s" op: "Const" attr { key: "dtype" value { type: DT_INT32 } } attr { key: "value" value { tensor {'
+    ' dtype: DT_INT32 tensor_shape { dim { size: 2 } } tensor_content: "\\002\\000\\000\\000" } } } }\n'
+    'node { name: "y" op: "Reshape" input: "x" input: "s" attr { key: "T" value { type: DT_FLOAT } }'
+    ' attr { key: "Tshape" value { type: DT_INT32 } } }\n'
+)
+"""A `Reshape` whose shape constant holds 4 bytes for its 2 int32s: TensorFlow refuses the import (and its C++ log
+complains on stderr, unless silenced)."""
+
 MORE_SCENARIOS: list[Scenario] = [
     Scenario("empty-pb", lambda f: [_write(f / "model.pb", b""), "-o", "out.pb"], 2, "file is empty"),
     Scenario(
@@ -727,5 +738,11 @@ MORE_SCENARIOS: list[Scenario] = [
         ("out.pb",),
     ),
     Scenario("fan-out-60", lambda f: [_binary(f, fan_out_tree(60)), "-o", "out.pb", "--no-verify"], 0, "", ("out.pb",)),
+    Scenario(  # found by scripts/fuzz.py: TensorFlow's C++ log printed "Input size was 4 and expected 8" lines too
+        "constant-content-too-short",
+        lambda f: [_write(f / "m.pbtxt", SHORT_CONTENT.encode()), "-o", "out.pb"],
+        2,
+        "TensorFlow cannot import it: Unable to evaluate a constant node",
+    ),
 ]
 SCENARIOS.extend(MORE_SCENARIOS)

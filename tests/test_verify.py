@@ -112,6 +112,15 @@ def test_ranges_bound_random_values() -> None:
     assert 5.0 <= float(feeds["x:0"]) < 6.0 and int(feeds["n:0"]) == 7
 
 
+def test_an_integer_range_wider_than_its_dtype_is_cut_to_it() -> None:
+    """Found by scripts/fuzz.py: `--input-range n=-1e30,1` on an int64 input was a ValueError traceback."""
+    graph_def = graph_def_of("n = Placeholder(dtype=DT_INT64, shape=[50])\nb = Placeholder(dtype=DT_UINT8, shape=[9])")
+    ranges = {"n": (-1e30, 1.0), "b": (-5.0, -1.0)}
+    feeds, _ = random_feeds(graph_def, [Tensor("n"), Tensor("b")], seed=1, ranges=ranges)
+    assert feeds["n:0"].dtype == np.int64 and int(feeds["n:0"].max()) <= 1
+    assert feeds["b:0"].dtype == np.uint8 and not feeds["b:0"].any()  # below the dtype: its least value
+
+
 def test_a_float_input_of_unknown_rank_is_not_guessed() -> None:
     graph_def = graph_def_of("x = Placeholder(dtype=DT_FLOAT)\ny = Relu(x, T=DT_FLOAT)")
     result = verify(graph_def, graph_def, [Tensor("x")], [Tensor("y")])

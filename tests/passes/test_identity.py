@@ -172,6 +172,16 @@ SWITCH = [placeholder("x"), placeholder("p", tf.bool, ()), node("sw", "Switch", 
             None,
             id="control-consumer-of-plain-identity",
         ),
+        pytest.param(  # found by scripts/fuzz.py: removing it failed ("still used by y"), an error of exit 2
+            [node("pivot", "Identity", "^k"), const("k", 1.0), node("y", "Neg", "pivot")],
+            "an output that is read has no data input to forward (a malformed node)",
+            id="identity-without-data-input",
+        ),
+        pytest.param(
+            [placeholder("x"), node("pivot", "IdentityN", "x"), node("y", "Neg", "pivot:1")],
+            "an output that is read has no data input to forward (a malformed node)",
+            id="identity-n-read-past-its-inputs",
+        ),
     ],
 )
 def test_keep_reasons(nodes: list[NodeDef], reason: str | None) -> None:
