@@ -9,6 +9,7 @@ nodes and edges; a check of the nodes a pass touched costs in proportion to them
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from optimizer import opinfo
@@ -57,9 +58,15 @@ def check_input_counts(graph: Graph) -> None:
                 raise GraphError(f"node {name!r} ({op}) has {count} data input(s), but {op} takes {expected}")
 
 
+_ELEMENT_BYTES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 8: 8, 9: 8, 10: 1, 14: 2, 17: 2, 18: 16, 19: 2, 22: 4, 23: 8}
+"""Bytes per element of the fixed-size DataTypes (float, double, int32, uint8, int16, int8, complex64, int64, bool,
+bfloat16, uint16, complex128, half, uint32, uint64)."""
+
+
 def check_constant_shapes(graph: Graph) -> None:
     """Raise GraphError for the first `Const` whose value declares a negative dimension (TensorFlow refuses such a
-    constant; decoding one makes numpy guess sizes, such as terabytes)."""
+    constant; decoding one makes numpy guess sizes, such as terabytes), or whose `tensor_content` does not hold
+    exactly the bytes its shape and fixed-size dtype need (TensorFlow cannot parse it)."""
     for name in graph.nodes_of(("Const",)):
         value = graph.node(name).proto.attr.get("value")
         if value is None:
@@ -67,6 +74,13 @@ def check_constant_shapes(graph: Graph) -> None:
         dims = [int(dim.size) for dim in value.tensor.tensor_shape.dim]
         if any(size < 0 for size in dims):
             raise GraphError(f"constant {name!r} declares the shape {dims}, with a negative dimension")
+        content, width = value.tensor.tensor_content, _ELEMENT_BYTES.get(int(value.tensor.dtype))
+        if content and width is not None and not value.tensor.tensor_shape.unknown_rank:
+            needed = math.prod(dims) * width
+            if len(content) != needed:
+                raise GraphError(
+                    f"constant {name!r} holds {len(content)} bytes of content where its shape {dims} needs {needed}"
+                )
 
 
 def _check_lifted_reads(graph: Graph, port_reads: list[tuple[str, int, str]]) -> None:

@@ -301,14 +301,16 @@ def fold_into_layer(
     steps = affine_tail(graph, layer, ops, evaluate)
     if not steps or _is_canonical(graph, steps):
         return False
+    weights = const_value(graph, Tensor(layer.weight))
+    if weights is None:  # its bytes do not decode (a damaged constant): leave the layer as it is
+        log.debug("fold: %s: its weights %s do not decode", name, layer.weight)
+        return False
     if not ctx.allow_rewrite():
         return False
     scale, shift = np.ones(layer.channels), np.zeros(layer.channels)
     for step in steps:
         scale, shift = scale * step.scale, shift * step.scale + step.shift
     weight_node = graph.node(layer.weight)
-    weights = const_value(graph, Tensor(layer.weight))
-    assert weights is not None
     dtype = _numpy_dtype(layer.dtype)
     if not np.all(scale == 1.0):
         scaled = scale_weights(layer, weights.astype(np.float64), scale).astype(weights.dtype)

@@ -30,8 +30,9 @@ Each case runs through `optimizer.cli.main` in a fuzz worker process that handle
 `--memory-limit` on the command line, an address-space limit on the fuzz worker and a watch on its resident
 memory. A worker that dies, stops answering within `--timeout` or outgrows its memory is replaced, and its case is
 a crash, a hang or a memory blow-up. Outcomes:
-- `clean error`: exit 2 with one line on stderr (`optimize: error: ...`) naming the model (or, when the command
-  line was varied, one line), nothing written;
+- `clean error`: exit 2 with one line on stderr (`optimize: error: ...`; passes' one-line warnings such as
+  `fold: kept ...` may come before it) naming the model (or, when the command line was varied, one line), nothing
+  written;
 - `correct`: exit 0, written, verification passed (or skipped when asked); `not verified`: exit 4, written, one
   line on stderr saying why;
 - `tflite differs`: exit 1 with `.tflite` output, nothing written: the TFLite model (TensorFlow's converter and
@@ -663,9 +664,11 @@ def _empty(folder: Path) -> None:
 
 def classify(code: int, out: str, err: str, model: str, varied: bool) -> str:
     """The outcome of an ordinary case from its exit code and printed text (see the module docstring)."""
+    from tests.hostile import verdict
+
     if "Traceback (most recent call last)" in out + err:
         return "traceback"
-    lines = err.splitlines()
+    lines, _ = verdict(err)  # passes' warnings (`fold: kept ...`) may come before the verdict
     if code == 2:
         named = model in err or varied
         return (
@@ -712,7 +715,7 @@ def run_case(case: Case, folder: Path, secret: str) -> tuple[str, str]:
         if code != expected.code or (expected.message and expected.message not in stderr):
             return "messy error", f"expected exit {expected.code} with {expected.message!r}; got {detail}"
         outcome = {0: "correct", 2: "clean error", 4: "not verified"}.get(code, "messy error")
-        if outcome == "clean error" and stderr.count("\n") != 1:
+        if outcome == "clean error" and len(hostile.verdict(stderr)[0]) != 1:
             outcome = "messy error"
     else:
         outcome = classify(code, stdout, stderr, case.model, bool(case.options))

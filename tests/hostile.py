@@ -22,6 +22,7 @@ the exit code and message the run must end with.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -316,6 +317,16 @@ class Scenario:
     code: int
     message: str = ""
     writes: tuple[str, ...] = ()
+
+
+PASS_WARNING = re.compile(r"^(?!optimize:)[a-z][a-z0-9-]*: ")
+"""A pass's warning (`fold: kept 3 node(s) ...`): one line each, which may come before a run's verdict."""
+
+
+def verdict(stderr: str) -> tuple[list[str], str]:
+    """The lines of `stderr` that are not passes' warnings, and the last line ("" when there is none)."""
+    lines = [line for line in stderr.splitlines() if not PASS_WARNING.match(line)]
+    return lines, lines[-1] if lines else ""
 
 
 MEMORY_BOMBS = ("parse-tensor", "ragged-range", "as-string", "fills", "zlib", "big-string")

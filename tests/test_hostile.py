@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import resource
 import secrets
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
-from tests.hostile import BYTE_LEVEL, SCENARIOS, SECRET_NAME, STRUCTURAL, Scenario, hostile_cases
+from tests.hostile import BYTE_LEVEL, SCENARIOS, SECRET_NAME, STRUCTURAL, Scenario, hostile_cases, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [read_graph_def(ROOT / "fixtures" / "small_cnn.pb")]
@@ -98,8 +97,6 @@ def test_a_constant_with_an_absurd_declared_shape_is_never_decoded(
 
 
 TIME_LIMIT_S = 240
-WARNING = re.compile(r"^fold: ")
-"""The warnings a hostile run may print before its verdict: what folding kept, and why."""
 MEMORY_LIMIT = 6 * 2**30  # address space: TensorFlow maps about 2 GiB on import
 
 
@@ -147,13 +144,12 @@ def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
         pytest.fail(f"{scenario.name}: still running after {TIME_LIMIT_S} s")
     assert done.returncode == scenario.code, (scenario.name, done.returncode, done.stderr[-2000:])
     # Before the verdict, a pass may warn about what it kept (`fold: kept 3 node(s) ...`): one line each.
-    *warnings, verdict = ["", *done.stderr.splitlines()]
-    assert all(WARNING.match(line) for line in warnings if line), done.stderr[-2000:]
+    lines, last = verdict(done.stderr)
     if scenario.code != 0:
         prefix = "optimize: warning: " if scenario.code == 4 else "optimize: error: "  # 4: written, not verified
-        assert verdict.startswith(prefix) and scenario.message in verdict, done.stderr[-2000:]
+        assert len(lines) == 1 and last.startswith(prefix) and scenario.message in last, done.stderr[-2000:]
     else:
-        assert verdict == "" or WARNING.match(verdict), done.stderr[-2000:]
+        assert lines == [], done.stderr[-2000:]
     after = _snapshot(tmp_path)
     added = {key for key in after if key not in before}
     assert added == {f"run/{name}" for name in scenario.writes}, added  # no stray, partial or crash-report file

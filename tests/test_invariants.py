@@ -62,3 +62,15 @@ def test_data_inputs_must_fill_slots_from_zero(slots: dict[str, list[int]], mess
             graph.nx.add_edge(source, "y", key=key, port=0)  # behind the primitives' back, as a broken pass might
     with pytest.raises(GraphError, match=message):
         check_graph(graph, ["y"])
+
+
+def test_a_constant_whose_content_does_not_fit_its_shape_is_refused() -> None:
+    """TensorFlow cannot parse it; `optimizer.load` says which constant and by how much."""
+    from optimizer.invariants import check_constant_shapes
+    from tests.passes.build import const, graph
+
+    g = graph(const("w", [[1.0, 2.0], [3.0, 4.0]]))
+    check_constant_shapes(g)
+    g.node("w").proto.attr["value"].tensor.tensor_content = b"\x00" * 12
+    with pytest.raises(GraphError, match=r"constant 'w' holds 12 bytes of content where its shape \[2, 2\] needs 16"):
+        check_constant_shapes(g)

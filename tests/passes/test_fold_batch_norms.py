@@ -404,3 +404,17 @@ def test_the_default_pipeline_folds_each_batch_norm_before_merging_equal_weights
     optimizer.optimize(graph)
     assert ops(graph) == {"Placeholder": 1, "Const": 6, "Conv2D": 3, "BiasAdd": 3, "Relu": 3, "Identity": 1}
     check_outputs(original, graph)
+
+
+def test_weights_whose_bytes_do_not_decode_leave_the_layer_alone() -> None:
+    """A damaged kernel (3 bytes of content for 108 floats; `optimizer.load` refuses it, a caller of the pass on
+    its own may not have) is neither folded into nor a crash: the batch norm is decomposed instead."""
+    graph_def = conv_bn()
+    kernel = next(
+        node for node in graph_def.node if node.op == "Const" and len(node.attr["value"].tensor.tensor_shape.dim) == 4
+    )
+    kernel.attr["value"].tensor.tensor_content = b"\n\x51\x80"
+    graph = optimizer.Graph.from_graph_def(graph_def, [optimizer.Tensor("x")], [optimizer.Tensor("y")])
+    PassManager([FoldBatchNorms()]).run(graph)
+    assert graph.node(kernel.name).attrs["value"].tensor.tensor_content == b"\n\x51\x80"  # left as it was
+    assert ops(graph)["Mul"] == 1 and ops(graph)["AddV2"] == 1  # the batch norm is decomposed, not folded
