@@ -17,10 +17,13 @@ Contract
   failing fetches come back in `failures` with TensorFlow's message.
 - `frontier_shapes(graph, fetches, known)` gives the static dtype and shape of fetches from the same frontier,
   imported but not run (those `optimizer.exact` computes, from their small values): a caller's size guard
-  decides from it before anything big is computed. Given an `Imported`, it keeps the exact values and the
-  imported graph and its GraphDef there, and `evaluate` given the same `Imported` runs that GraphDef (built once)
-  when it holds every fetch and the known values are a subset of those it was built with; the graph must not
-  have changed in between.
+  decides from it before anything big is computed. The import happens in the child process too: TensorFlow's
+  shape inference evaluates small constant subgraphs on its own (the axes of a `Sum` over `Range(Rank(x))` run
+  `x`'s producer), so a `ParseTensor` claiming gigabytes would otherwise allocate them here. When the child fails
+  on it, `NotFoldable` is raised. Given an `Imported`, it keeps the exact values and the frontier's GraphDef
+  there, and `evaluate` given the same `Imported` runs that GraphDef (the child keeps its last import, so it is
+  imported once) when it holds every fetch and the known values are a subset of those it was built with; the
+  graph must not have changed in between.
 - TensorFlow runs in the limited child process (`optimizer.sandbox`, stage `fold`). When the child crashes or
   exceeds its memory limit, the fetches are split in halves and retried like a TensorFlow error, up to
   `MAX_CHILD_FAILURES` failures per `evaluate` call (each costs a fresh child); a time-out is not retried. What
@@ -36,6 +39,7 @@ Contract
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,17 +83,17 @@ class NotFoldable(ValueError):
 
 @dataclass
 class Imported:
-    """A frontier imported into TensorFlow by `frontier_shapes`, for `evaluate` to run in (see the contract)."""
+    """A frontier `frontier_shapes` imported (in the child), for `evaluate` to run (see the contract)."""
 
-    frontier: LazyImport | None = None
-    graph_def: GraphDef | None = None  # what `frontier` imported, for the child process to run
+    graph_def: GraphDef | None = None  # what the child imported
+    names: frozenset[str] = frozenset()  # its nodes
     known: frozenset[Tensor] = frozenset()
     exact: dict[Tensor, np.ndarray] | None = None  # the fetches `optimizer.exact` computed
 
     def holds(self, fetches: Sequence[Tensor], known: Mapping[Tensor, TensorProto]) -> bool:
-        if self.frontier is None or not set(known) <= self.known:
+        if self.graph_def is None or not set(known) <= self.known:
             return False
-        return all(tensor.node in self.frontier.names for tensor in fetches)
+        return all(tensor.node in self.names for tensor in fetches)
 
 
 @dataclass
@@ -172,8 +176,9 @@ def frontier_shapes(
     keep: Imported | None = None,
 ) -> dict[Tensor, tuple[int, tuple[int | None, ...] | None]]:
     """The static dtype (`DataType` enum) and shape (None: unknown rank) of each fetch, from TensorFlow's shape
-    inference over the frontier (an import, nothing runs): what a size guard reads before evaluating. When the
-    import fails, the fetches are split in halves; a fetch whose own frontier does not import is left out."""
+    inference over the frontier (an import in the child process, nothing runs): what a size guard reads before
+    evaluating. When the import fails, the fetches are split in halves; a fetch whose own frontier does not
+    import is left out. Raises NotFoldable when the child crashes or exceeds its limits on the import."""
     tf = tensorflow()
     wanted = [tensor for tensor in dict.fromkeys(fetches) if not known or tensor not in known]
     exact = exact_values(graph, wanted, known)
@@ -186,23 +191,52 @@ def frontier_shapes(
     batches = [wanted] if wanted else []
     while batches:
         batch = batches.pop()
+        frontier = frontier_graph_def(graph, batch, known)  # NotFoldable goes to the caller
         try:
-            frontier = frontier_graph_def(graph, batch, known)
-            imported = LazyImport(frontier)
-        except NotFoldable:
-            raise
+            static = sandbox.call("fold", _static_serialized, frontier.SerializeToString(), [str(t) for t in batch])
+        except sandbox.ChildFailure as failure:
+            raise NotFoldable(f"inferring the shapes of {len(batch)} node(s): {failure}") from None
         except Exception:  # a shape function rejects its constant inputs somewhere in this batch
             if len(batch) > 1:
                 batches.extend([batch[len(batch) // 2 :], batch[: len(batch) // 2]])
             continue
         if keep is not None and len(batch) == len(wanted):
-            keep.frontier, keep.graph_def, keep.known = imported, frontier, frozenset(known or ())
+            keep.graph_def, keep.known = frontier, frozenset(known or ())
+            keep.names = frozenset(node.name for node in frontier.node)
         for tensor in batch:
-            static = imported.tensor(tensor)
-            if static is None:
-                continue
+            if str(tensor) in static:
+                found[tensor] = static[str(tensor)]
+    return found
+
+
+_last_import: tuple[bytes, LazyImport] | None = None
+"""In the child: the frontier imported last, by the digest of its bytes (`evaluate` runs what `frontier_shapes`
+imported without importing it again)."""
+
+
+def _import_serialized(data: bytes) -> LazyImport:
+    """In the child: `data` imported, or the last import when it was the same bytes."""
+    global _last_import
+    digest = hashlib.sha256(data).digest()
+    if _last_import is None or _last_import[0] != digest:
+        _last_import = None  # the previous graph goes before the next is built
+        _last_import = (digest, LazyImport(GraphDef.FromString(data)))
+    return _last_import[1]
+
+
+def _static_serialized(data: bytes, fetches: Sequence[str]) -> dict[str, tuple[int, tuple[int | None, ...] | None]]:
+    """In the child: import the frontier and return each fetch's static dtype enum and shape (left out when the
+    import does not have it); an import error is raised as one line."""
+    try:
+        imported = _import_serialized(data)
+    except Exception as error:
+        raise RuntimeError(describe(error)) from None
+    found = {}
+    for fetch in fetches:
+        static = imported.tensor(Tensor.parse(fetch))
+        if static is not None:
             shape = None if static.shape.rank is None else tuple(static.shape.as_list())
-            found[tensor] = (int(static.dtype.as_datatype_enum), shape)
+            found[fetch] = (int(static.dtype.as_datatype_enum), shape)
     return found
 
 
@@ -231,7 +265,7 @@ def _run_serialized(
     """In the child: import the frontier, run it, return values (within `max_result_bytes` together, None past
     it) and dtype enums (TF errors as one-line text)."""
     try:
-        imported = LazyImport(GraphDef.FromString(data))
+        imported = _import_serialized(data)
         tensors = []
         for fetch in fetches:
             tensor = imported.tensor(Tensor.parse(fetch))

@@ -143,21 +143,29 @@ def test_one_tensorflow_call_for_the_whole_frontier(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_frontier_is_imported_into_tensorflow_once_for_shapes_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shape inference and evaluation both run in the child, on the same frontier bytes: the child imports them
+    once (`_import_serialized` keeps its last import) and this process never imports the frontier."""
     nodes = [placeholder("x"), const("a", [1.0, 2.0])]
     for index in range(10):
         nodes += [node(f"e{index}", "Exp", "a"), node(f"y{index}", "AddV2", "x", f"e{index}")]
     g = graph(*nodes, inputs=["x"], outputs=[f"y{index}" for index in range(10)])
-    imports: list[int] = []
-    real = LazyImport.__init__
+    sent: list[tuple[str, bytes]] = []
+    real_call = evaluation.sandbox.call
 
-    def counting(self: LazyImport, graph_def: GraphDef) -> None:
-        imports.append(len(graph_def.node))
-        real(self, graph_def)
+    def recording(stage: str, function: Any, data: bytes, *rest: Any, **options: Any) -> Any:
+        sent.append((function.__name__, data))
+        return real_call(stage, function, data, *rest, **options)
 
-    monkeypatch.setattr(LazyImport, "__init__", counting)
+    monkeypatch.setattr(evaluation.sandbox, "call", recording)
+    monkeypatch.setattr(LazyImport, "__init__", lambda *_: pytest.fail("the frontier was imported here"))
     _, before = run_fold(g)
-    assert imports == [11] and all(ops(g)[f"e{index}"] == "Const" for index in range(10))
+    assert [name for name, _ in sent] == ["_static_serialized", "_run_serialized"] and sent[0][1] == sent[1][1]
+    assert len(GraphDef.FromString(sent[0][1]).node) == 11
+    assert all(ops(g)[f"e{index}"] == "Const" for index in range(10))
+    monkeypatch.undo()
     assert_same_outputs(before, g)
+    data = sent[0][1]
+    assert evaluation._import_serialized(data) is evaluation._import_serialized(data)
 
 
 def test_a_graph_output_folds_in_place() -> None:
