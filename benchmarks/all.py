@@ -5,7 +5,7 @@
                                         [--out benchmarks/results] [--quick]
 
 Runs `benchmarks.scale`, `benchmarks.models` and `benchmarks.corpus` one after the other, each writing its own
-`.md`/`.json` into `--out` as when run alone, then writes `summary.md` (the README's overview) and `summary.json`
+`.md`/`.json` into `--out` as when run alone, then writes `summary.md` (the overview in docs/) and `summary.json`
 (the same rows with the run's date, commit, TensorFlow version and pipeline, for comparisons over time): one row
 per synthetic size, per Keras application plus their total, and the corpus total, each with our wall time (load +
 passes + save; verification is separate and untimed), Grappler's and optimize_for_inference's, the ratio

@@ -7,7 +7,7 @@ our default pipeline (load + passes + save) and through Grappler with `constfold
 reference setting), each tool over all cases in one fresh process (`benchmarks.common.measure`), so its peak RSS is
 that process's over the whole corpus, TensorFlow included. Per case: node counts before and after each tool, the
 wall time of each, and whether our output still equals the reference outputs in `io.npz` (checked untimed).
-`markdown` renders the README's table (times summed over cases; ratios are ours/Grappler); `main` writes
+`markdown` renders docs/benchmarks.md's table (times summed over cases; ratios are ours/Grappler); `main` writes
 `corpus.md` and `corpus.json`.
 """
 
@@ -106,7 +106,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The README's table of `run`'s result."""
+    """The docs/benchmarks.md table of `run`'s result."""
     total, rss = totals(result), result["peak_rss_mib"]
     count, failed = total["cases"], total["failed"]
     mib = {tool: "-" if rss[tool] is None else f"{rss[tool]:.0f}" for tool in rss}

@@ -24,7 +24,7 @@ resident memory of the process (`VmHWM`), also above what `import tensorflow` al
 - frozen, as_function: the GraphDef as a TF2 concrete function (`optimizer.as_function`, no session);
 - TFLite: `tf.lite.Interpreter`.
 Every form's outputs are compared with the original's on the same batch. Figures are medians over the repeats.
-Writes `freezing.md` (the README's tables) and `freezing.json` (every run) into `--out`.
+Writes `freezing.md` (the tables of docs/benchmarks.md) and `freezing.json` (every run) into `--out`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ common input of the three tools, in the same run, each in a fresh process (`benc
 + default pipeline + save; Grappler runs its portable optimizers). `run` gives per model and tool: nodes after, wall
 time, peak RSS, how many `Mul`/`Add`/`AddV2`/`Sub` by a constant sit directly after a convolution or matmul (what
 batch-norm folding should remove), and for us whether the outputs still equal the frozen graph's (checked untimed).
-`markdown` renders the README's table; `main` writes `models.md` and `models.json`.
+`markdown` renders docs/benchmarks.md's table; `main` writes `models.md` and `models.json`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run(names: list[str]) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The README's table of `run`'s rows."""
+    """The docs/benchmarks.md table of `run`'s rows."""
 
     def cells(row: dict[str, Any], key: str, fmt: str = "{}", sep: str = " / ") -> str:
         return sep.join("-" if key not in row[tool] else fmt.format(row[tool][key]) for tool in TOOLS)

@@ -10,7 +10,7 @@ those last two take well under a second, where the machine's noise is relative, 
 `FLOOR_REPEATS` fresh processes.
 Our output is verified against the input, untimed, up to `--verify-max` nodes. Every measured process runs right
 after `warm_gib(size)` GiB of memory have been written (`benchmarks.common.warm_memory`: on this virtual machine
-memory first touched costs the host's time, not the tool's). `markdown` renders the rows as the README's table;
+memory first touched costs the host's time, not the tool's). `markdown` renders the rows as docs/benchmarks.md's table;
 `main` writes `scale.md` and `scale.json`.
 """
 
@@ -82,7 +82,7 @@ def _ratio(ours: dict[str, Any], grappler: dict[str, Any]) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The README's table of `run`'s rows."""
+    """The docs/benchmarks.md table of `run`'s rows."""
     lines = [
         "| nodes | ours: load + passes + save (s) | Grappler (s) | optimize_for_inference (s) | ours / Grappler "
         "| edit floor (s) | edit floor / Grappler "

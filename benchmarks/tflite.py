@@ -25,7 +25,7 @@ SavedModel through `TFLiteConverter.from_saved_model`; a checkpointed TF1 graph 
 Each model that converts is checked against the original run in TensorFlow (`verify_tflite`, 3 random input sets,
 rtol 1e-4, atol 1e-5; boolean inputs such as `is_training` fed False) and timed in `tf.lite.Interpreter` (one
 thread): `--repeat` invocations (default 200) after 10 warm-up ones, in alternating blocks of 20 for the two
-models, reported as the median. Writes `tflite.md` (the README's table) and `tflite.json` into `--out`.
+models, reported as the median. Writes `tflite.md` (the table of docs/tflite.md) and `tflite.json` into `--out`.
 """
 
 from __future__ import annotations

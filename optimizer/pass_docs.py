@@ -1,5 +1,5 @@
 """Pass documentation from one source, the pass modules' docstrings: `--list-passes`, `--explain` and the
-README's pass table (`scripts/pass_table.py` writes it; a test keeps the README equal to it).
+pass table of README.md and docs/passes.md (`scripts/pass_table.py` writes it; a test keeps them equal to it).
 
 A pass module's docstring starts with "`name`: summary." and goes on with its contract.
 """
@@ -35,7 +35,7 @@ def options(name: str) -> str:
 
 
 def markdown_table() -> str:
-    """The README's pass table: every registered pass in registry order, and the default pipeline."""
+    """The pass table (README.md, docs/passes.md): every registered pass in registry order, and the default pipeline."""
     lines = ["| pass | what it does | options (defaults) |", "|---|---|---|"]
     lines += [f"| `{name}` | {summary(name)} | {options(name)} |" for name in pass_names()]
     lines += ["", f"Default pipeline (to a fixed point): `{DEFAULT_PIPELINE}`."]
