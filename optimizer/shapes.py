@@ -8,6 +8,11 @@ Contract
   the `DataType` enum, or None.
 - Large constants (more than `VALUE_LIMIT` elements) are imported as placeholders of the same dtype and shape, so
   that inference does not copy the weights; no shape function reads so large a value.
+- The import runs in this process, and TensorFlow's shape inference evaluates small constant subgraphs on its own
+  (the axes of a `Sum` over `Range(Rank(x))` run `x`'s producer). So the ops whose output size depends on their
+  input values without bound (`UNBOUNDED_OUTPUT_OPS`: `ParseTensor` of a small string claiming gigabytes, a zlib
+  bomb, ...) are imported as placeholders of their output dtype and unknown shape: nothing they would allocate is
+  ever computed here, and their shapes, unknown to inference anyway, stay unknown.
 - `StaticShapes.of(graph)` is `infer(graph)` remembered in `graph.memo` while the graph does not change (by
   `Graph.mutations`): passes that run one after another on an unchanged graph share one inference.
 - `input_shapes` fixes the shapes of placeholders for this inference (`{"x": (1, 224, 224, 3)}`): a dynamic input
@@ -37,6 +42,21 @@ log = logging.getLogger(__name__)
 Shape = tuple[int | None, ...]
 VALUE_LIMIT = 4096
 _MEMO = "shapes"  # the key of `StaticShapes.of` in `Graph.memo`
+_STRING = 7  # DT_STRING
+
+UNBOUNDED_OUTPUT_OPS = {
+    "ParseTensor": "out_type",
+    "DecodeRaw": "out_type",
+    "DecodePaddedRaw": "out_type",
+    "DecodeCompressed": None,
+    "DecodeBase64": None,
+    "AsString": None,
+    "StringFormat": None,
+    "StringJoin": None,
+    "ReduceJoin": None,
+}
+"""Single-output ops whose output size depends on input values without bound, and the attr giving their output
+dtype (None: a string)."""
 
 
 def _placeholder_for(node: NodeDef) -> NodeDef | None:
@@ -48,6 +68,16 @@ def _placeholder_for(node: NodeDef) -> NodeDef | None:
     placeholder.attr["dtype"].CopyFrom(node.attr["dtype"])
     placeholder.attr["shape"].shape.CopyFrom(node.attr["value"].tensor.tensor_shape)
     return placeholder
+
+
+def _make_opaque(node: NodeDef) -> None:
+    """Turn the `UNBOUNDED_OUTPUT_OPS` node `node` into a placeholder of its output dtype (same name and device)."""
+    dtype_attr = UNBOUNDED_OUTPUT_OPS[node.op]
+    dtype = int(node.attr[dtype_attr].type) if dtype_attr else _STRING
+    node.op = "Placeholder"
+    del node.input[:]
+    node.ClearField("attr")
+    node.attr["dtype"].type = dtype
 
 
 def _set_shape(node: NodeDef, shape: Sequence[int | None]) -> None:
@@ -68,6 +98,11 @@ class StaticShapes:
     def infer(cls, graph: Graph, input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> StaticShapes:
         """Infer the shapes of every tensor of `graph` (`input_shapes`: placeholder name -> shape to assume)."""
         graph_def: GraphDef = graph.to_graph_def(stand_in=_placeholder_for)  # weights are never copied
+        unbounded = set(graph.nodes_of(UNBOUNDED_OUTPUT_OPS))
+        if unbounded:
+            for node in graph_def.node:
+                if node.name in unbounded:
+                    _make_opaque(node)
         overrides = {Tensor.parse(name).node: shape for name, shape in (input_shapes or {}).items()}
         if overrides:
             for node in graph_def.node:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,36 @@ def test_referenced_library_is_the_transitive_closure_with_gradients() -> None:
     closure = referenced_library([g.node("y").proto], library)
     assert sorted(function.signature.name for function in closure.function) == ["inner", "inner_grad", "outer"]
     assert [gradient.function_name for gradient in closure.gradient] == ["inner"]
+
+
+def test_ops_of_unbounded_output_are_opaque_to_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `ParseTensor` of a small string claiming 3.6 GB, summed over all its axes: TensorFlow's shape inference
+    would run it to learn the axes (`Range(Rank(x))`). It is imported as a placeholder instead, so nothing is
+    allocated, and its shape stays unknown."""
+    from optimizer import shapes as shapes_module
+    from optimizer.protos import TensorProto
+
+    claim = TensorProto(dtype=1)
+    for size in (30_000, 30_000):
+        claim.tensor_shape.dim.add(size=size)
+    g = graph(
+        const("serialized", claim.SerializeToString(), dtype=tf.string),
+        node("parsed", "ParseTensor", "serialized", T=None, out_type=tf.float32),
+        node("rank", "Rank", "parsed"),
+        const("zero", 0, dtype=tf.int32),
+        const("one", 1, dtype=tf.int32),
+        node("axes", "Range", "zero", "rank", "one", Tidx=tf.int32),
+        node("sum", "Sum", "parsed", "axes", Tidx=tf.int32),
+        outputs=["sum"],
+    )
+    imported = []
+    real = shapes_module.LazyImport
+
+    def recording(graph_def: Any) -> Any:
+        imported.append({item.name: item.op for item in graph_def.node})
+        return real(graph_def)
+
+    monkeypatch.setattr(shapes_module, "LazyImport", recording)
+    static = StaticShapes.infer(g)
+    assert imported[0]["parsed"] == "Placeholder" and static.shape(Tensor("parsed")) is None
+    assert static.dtype(Tensor("parsed")) == tf.float32.as_datatype_enum
