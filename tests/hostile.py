@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -340,16 +341,17 @@ def memory_bomb(kind: str) -> GraphDef:
 
     from optimizer.protos import TensorProto
 
+    if kind == "parse-tensor":  # written as NodeDefs: building it in TensorFlow would run it (shape inference)
+        claim = TensorProto(dtype=tf.float32.as_datatype_enum)
+        for size in (30_000, 30_000):
+            claim.tensor_shape.dim.add(size=size)
+        bomb = tf.compat.v1.GraphDef(node=_parse_tensor_bomb(claim.SerializeToString()))
+        bomb.versions.CopyFrom(tf.Graph().as_graph_def().versions)
+        return bomb
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [], name="x")
-        if kind == "parse-tensor":
-            claim = TensorProto(dtype=tf.float32.as_datatype_enum)
-            for size in (30_000, 30_000):
-                claim.tensor_shape.dim.add(size=size)
-            serialized = tf.constant(claim.SerializeToString())
-            value = tf.reduce_sum(tf.raw_ops.ParseTensor(serialized=serialized, out_type=tf.float32))
-        elif kind == "ragged-range":
+        if kind == "ragged-range":
             starts, limits = tf.constant([0], tf.int64), tf.constant([2_000_000_000], tf.int64)
             _, values = tf.raw_ops.RaggedRange(starts=starts, limits=limits, deltas=tf.constant([1], tf.int64))
             value = tf.cast(tf.size(values), tf.float32)
@@ -368,6 +370,36 @@ def memory_bomb(kind: str) -> GraphDef:
             raise ValueError(kind)
         tf.identity(x + value, name="y")
     return graph.as_graph_def()
+
+
+def _parse_tensor_bomb(serialized: bytes) -> list[NodeDef]:
+    """`y = x + Sum(ParseTensor(serialized), Range(0, Rank(parsed), 1))` as NodeDefs."""
+    import tensorflow as tf
+
+    def node(name: str, op: str, *inputs: str, **attrs: Any) -> NodeDef:
+        made = NodeDef(name=name, op=op, input=list(inputs))
+        for key, value in attrs.items():
+            made.attr[key].CopyFrom(tf.compat.v1.AttrValue(**value))
+        return made
+
+    def const(name: str, value: Any, dtype: Any) -> NodeDef:
+        return node(
+            name, "Const", dtype={"type": dtype.as_datatype_enum}, value={"tensor": tf.make_tensor_proto(value, dtype)}
+        )
+
+    f32, i32 = {"type": tf.float32.as_datatype_enum}, {"type": tf.int32.as_datatype_enum}
+    return [
+        node("x", "Placeholder", dtype=f32, shape={"shape": tf.TensorShape([]).as_proto()}),
+        const("serialized", serialized, tf.string),
+        node("parsed", "ParseTensor", "serialized", out_type=f32),
+        node("rank", "Rank", "parsed", T=f32),
+        const("zero", 0, tf.int32),
+        const("one", 1, tf.int32),
+        node("axes", "Range", "zero", "rank", "one", Tidx=i32),
+        node("sum", "Sum", "parsed", "axes", T=f32, Tidx=i32, keep_dims={"b": False}),
+        node("add", "AddV2", "x", "sum", T=f32),
+        node("y", "Identity", "add", T=f32),
+    ]
 
 
 MEMORY_BOMB_ENDINGS = {
