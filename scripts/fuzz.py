@@ -54,6 +54,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import multiprocessing
 import os
 import resource
@@ -764,6 +765,9 @@ def _worker(connection: Connection, base: str, base_seed: int, corpus: str, corp
             connection.send((index, "generator", "", [], "messy error", f"fuzz.py cannot make it: {error!r}", 0.0))
             continue
         os.chdir(folder)
+        for handler in logging.root.handlers[:]:  # as in a fresh process: a case's logging setup is not the next's
+            logging.root.removeHandler(handler)
+        logging.root.setLevel(logging.WARNING)
         mark = native.seek(0, os.SEEK_END)
         outcome, detail = run_case(case, folder, secret)
         native.seek(mark)
