@@ -43,7 +43,7 @@ Contract
   when its dead side reaches a graph output, a loop (`Enter`, `Exit`, `NextIteration`, `LoopCond`), a `Merge`
   through a control edge, or a used `value_index` of a `Merge` that keeps several inputs.
 - `If`/`StatelessIf`/`Case`/`StatelessCase` with a constant condition (or branch index, out of range: the last
-  branch): the taken branch is inlined exactly as `inline` inlines a call (`passes.inline.inline_call`: body nodes
+  branch): the taken branch is inlined exactly as `inline` inlines a call (`optimizer.inlining.inline_call`: body nodes
   `call/<node>`, uses of the call's outputs read the body's results, control edges kept, a call that holds a graph
   output stays as an `Identity`/`IdentityN` of the results under its name); the branch functions nothing calls any
   more leave the library. Calls inside TF1 control flow and polymorphic branches are left alone.
@@ -65,12 +65,12 @@ import numpy as np
 from optimizer import Graph, Node, Pass, PassContext, Tensor, foldable
 from optimizer._tf import tensorflow
 from optimizer.evaluate import OVER_BUDGET, Imported, NotFoldable, evaluate, frontier_shapes, to_tensor_proto
+from optimizer.inlining import inline_call
 from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, signatures_of
 from optimizer.opinfo import CONDITIONAL_OPS, CONTROL_FLOW_ENTRY_OPS, SWITCH_OPS
 from optimizer.protos import PROTOBUF_LIMIT, AttrValue, FunctionDef, TensorProto
 from optimizer.shapes import Shape, StaticShapes
 from optimizer.tensor import element_count
-from passes.inline import inline_call
 
 MAX_ROUNDS = 8
 DEFAULT_MAX_BYTES = 10 * 2**20
