@@ -211,8 +211,9 @@ def measure(model: Model, repeat: int) -> dict[str, Any]:
     graph = original.copy()
     report = optimizer.optimize(graph, target="tflite")
     try:
-        ours_model: bytes | None = convert(graph)
-        ours = Conversion(True, time.perf_counter() - start, len(ours_model), operator_count(ours_model))
+        converted = convert(graph)
+        ours_model: bytes | None = converted
+        ours = Conversion(True, time.perf_counter() - start, len(converted), operator_count(converted))
     except ConversionError as error:
         ours_model, ours = None, Conversion(False, time.perf_counter() - start, error=str(error))
     start = time.perf_counter()

@@ -12,9 +12,9 @@ from optimizer.errors import GraphError, OptimizerError, PassError
 from optimizer.function import as_function
 from optimizer.ir import Graph, Node, Tensor, Use
 from optimizer.manager import PassManager, PassRecord, RunReport
-from optimizer.pass_base import Pass, PassContext, function_pass
+from optimizer.pass_base import Pass, PassContext
 from optimizer.pipeline import Pipeline
-from optimizer.registry import DEFAULT_PIPELINE, get_pass, pass_names, register_pass
+from optimizer.registry import DEFAULT_PIPELINE, function_pass, get_pass, pass_names, register_pass
 
 __all__ = [
     "DEFAULT_PIPELINE",

@@ -35,6 +35,7 @@ import numpy as np
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph, Tensor
+from optimizer.opinfo import ASSIGN_OPS
 from optimizer.paths import check_readable, inside
 from optimizer.tensor import to_numpy
 from optimizer.tf_errors import describe
@@ -42,7 +43,6 @@ from optimizer.variables import VariableSpec, VariableValues, declared_spec, is_
 
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _FORWARDING = frozenset({"Identity", "RefIdentity", "Snapshot"})
-_ASSIGN_OPS = frozenset({"Assign", "AssignVariableOp"})
 _OPTIMIZER_UPDATE = re.compile(r"^(Resource)?(Sparse)?Apply\w+$")
 _TO_STATE = _FORWARDING | {"ReadVariableOp", "Cast", "Switch", "RefSwitch", "Enter", "RefEnter"}
 BOOKKEEPING_KEYS = frozenset({"_CHECKPOINTABLE_OBJECT_GRAPH"})  # the TF2 object graph, not a variable
@@ -154,7 +154,7 @@ def saver_keys(graph: Graph) -> dict[str, str]:
                     op = graph.op(use.node)
                     if op in _FORWARDING:
                         pending.append(Tensor(use.node))
-                    elif op in _ASSIGN_OPS and use.index == 1:
+                    elif op in ASSIGN_OPS and use.index == 1:
                         variable = _variable_behind(graph, graph.inputs_of(use.node)[0])
                         if variable is not None:
                             keys.setdefault(variable, key)

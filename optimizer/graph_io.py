@@ -20,9 +20,8 @@ from google.protobuf import message, text_format
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph
 from optimizer.paths import read_regular
-from optimizer.protos import GraphDef
+from optimizer.protos import PROTOBUF_LIMIT, GraphDef
 
-PROTOBUF_LIMIT = 2**31 - 1
 READ_LIMIT = 4 * PROTOBUF_LIMIT  # the text of a graph at the binary limit
 TEXT_EXTENSIONS = (".pbtxt", ".txt", ".prototxt")
 FORMATS = ("pb", "pbtxt")

@@ -17,8 +17,6 @@ from optimizer.errors import GraphError
 from optimizer.ir import Graph
 from optimizer.patterns import in_topological_order
 
-LOOP_BACK_OPS = opinfo.LOOP_BACK_OPS
-
 
 def check_graph(graph: Graph, touched: Iterable[str] | None = None) -> None:
     """Raise GraphError naming the first broken invariant. With `touched` (from `Graph.take_touched`: the nodes
@@ -133,7 +131,7 @@ def _check_inputs(graph: Graph, names: Iterable[str]) -> None:
 def _check_acyclic(graph: Graph) -> None:
     """Kahn's algorithm over every edge except those leaving a loop's back edge, unless the graph's own order
     already puts every node after its inputs."""
-    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+    loop_back = set(graph.nodes_of(opinfo.LOOP_BACK_OPS))
     if in_topological_order(graph, graph, loop_back):
         return
     indegree = {name: len(graph.predecessors(name)) for name in graph}

@@ -116,3 +116,28 @@ CONTROL_FLOW_OPS = frozenset(
     }
 )
 """TF1 control-flow primitives: they route values and dead-ness through conds and loops, they compute nothing."""
+
+CONTROL_FLOW_ENTRY_OPS = SWITCH_OPS | frozenset({"Merge", "RefMerge", "Enter", "RefEnter"})
+"""The TF1 control-flow primitives that open a conditional region or a loop frame (a subset of
+`CONTROL_FLOW_OPS`): whatever they reach runs conditionally or inside a loop."""
+
+PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
+"""Placeholders: the ops a graph is fed through (those that take `--input-shape`)."""
+
+ARGUMENT_OPS = PLACEHOLDER_OPS | frozenset({"_Arg"})
+"""Ops whose value comes from outside the graph or function body: placeholders and function arguments (`_Arg`)."""
+
+IF_OPS = frozenset({"If", "StatelessIf"})
+"""Functional conditionals with a `then_branch` and an `else_branch`."""
+
+CASE_OPS = frozenset({"Case", "StatelessCase"})
+"""Functional conditionals with a list of `branches`."""
+
+CONDITIONAL_OPS = IF_OPS | CASE_OPS
+"""Functional conditionals (TF2): they call one of their branch functions."""
+
+ASSIGN_OPS = frozenset({"Assign", "AssignVariableOp"})
+"""Ops that write a whole variable (TF1 ref variables and resource variables)."""
+
+INITIALIZED_CHECK_OPS = frozenset({"IsVariableInitialized", "VarIsInitializedOp"})
+"""Ops that ask whether a variable has been initialized."""

@@ -1,4 +1,4 @@
-"""The `Pass` base class, the context passes share, and the decorator that makes a function a pass.
+"""The `Pass` base class and the context passes share (`function_pass`, which also registers, is in `registry`).
 
 A pass is a frozen dataclass: `name` (kebab-case) is a class variable, its typed fields are its options
 (written `name{option-name=value}` in a pipeline), and its docstring is its contract. `run(graph, ctx)` mutates
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -68,24 +67,3 @@ class Pass:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             parts.append(f"{option.name.replace('_', '-')}={text}")
         return f"{self.name}{{{','.join(parts)}}}" if parts else self.name
-
-
-PassFunction = Callable[[Graph, PassContext], "bool | None"]
-
-
-def function_pass(name: str, *, register: bool = True) -> Callable[[PassFunction], type[Pass]]:
-    """Make `fn(graph, ctx)` a pass named `name` (registered unless `register=False`)."""
-
-    def wrap(function: PassFunction) -> type[Pass]:
-        def run(self: Pass, graph: Graph, ctx: PassContext) -> bool | None:
-            return function(graph, ctx)
-
-        namespace = {"name": name, "run": run, "__doc__": function.__doc__, "__module__": function.__module__}
-        cls: type[Pass] = dataclass(frozen=True)(type(function.__name__, (Pass,), namespace))
-        if register:
-            from optimizer.registry import register_pass
-
-            register_pass(cls)
-        return cls
-
-    return wrap

@@ -31,13 +31,10 @@ import numpy as np
 
 from optimizer import opinfo
 from optimizer.ir import Graph, Tensor
-from optimizer.protos import AttrValue
+from optimizer.protos import PROTOBUF_LIMIT, AttrValue
 from optimizer.tensor import element_count, to_numpy
 
 EVALUATE_LIMIT = 1 << 16
-CONTROL_FLOW_OPS = opinfo.CONTROL_FLOW_OPS
-PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault", "_Arg"})
-LOOP_BACK_OPS = opinfo.LOOP_BACK_OPS
 
 
 def is_const(graph: Graph, name: str) -> bool:
@@ -45,7 +42,7 @@ def is_const(graph: Graph, name: str) -> bool:
     return graph.op(name) == "Const" and not graph.is_graph_input(name)
 
 
-MAX_DECODED_BYTES = 2**31
+MAX_DECODED_BYTES = PROTOBUF_LIMIT + 1
 """A constant declaring more than this (a hostile shape: 10^12 elements written as one repeated value) is not
 decoded: no real weight exceeds protobuf's 2 GiB, and decoding would allocate the whole declared shape."""
 
@@ -200,7 +197,9 @@ def forward(graph: Graph, name: str, tensor: Tensor, control: Sequence[str] = ()
 def removable(graph: Graph, name: str) -> bool:
     """True when `name` may be removed once unused: not protected, pure, not a placeholder or control flow."""
     op = graph.op(name)
-    return not (graph.is_protected(name) or op in PLACEHOLDER_OPS or op in CONTROL_FLOW_OPS or opinfo.is_stateful(op))
+    return not (
+        graph.is_protected(name) or op in opinfo.ARGUMENT_OPS or op in opinfo.CONTROL_FLOW_OPS or opinfo.is_stateful(op)
+    )
 
 
 def remove_dead(graph: Graph, seeds: Iterable[str]) -> int:
@@ -232,7 +231,7 @@ def in_topological_order(graph: Graph, names: Iterable[str], loop_back: set[str]
 def topological_order(graph: Graph) -> list[str]:
     """Every node after its inputs (loop back edges ignored), ties broken by graph order."""
     names = list(graph)
-    loop_back = set(graph.nodes_of(LOOP_BACK_OPS))
+    loop_back = set(graph.nodes_of(opinfo.LOOP_BACK_OPS))
     if in_topological_order(graph, names, loop_back):
         return names  # what the heap below would give, in one sweep
     position = {name: index for index, name in enumerate(names)}

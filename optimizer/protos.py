@@ -18,7 +18,12 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise OptimizerError(INSTALL_HINT) from error
 
+PROTOBUF_LIMIT = 2**31 - 1
+"""The largest message protobuf serializes or parses (2 GiB less one byte): no GraphDef, and no constant in one,
+can be larger."""
+
 __all__ = [
+    "PROTOBUF_LIMIT",
     "AttrValue",
     "DataType",
     "FunctionDef",

@@ -8,10 +8,13 @@ packaging entry point in the group `optimizer.passes` whose value is the pass cl
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from optimizer.errors import OptimizerError
-from optimizer.pass_base import Pass
+from optimizer.ir import Graph
+from optimizer.pass_base import Pass, PassContext
 
 BUILTIN_PASSES: dict[str, str] = {
     "inline": "passes.inline:Inline",
@@ -81,3 +84,22 @@ def get_pass(name: str) -> type[Pass]:
     if name in _registered:
         return _registered[name]
     raise OptimizerError(f"unknown pass {name!r}; known passes: {', '.join(pass_names())}")
+
+
+PassFunction = Callable[[Graph, PassContext], "bool | None"]
+
+
+def function_pass(name: str, *, register: bool = True) -> Callable[[PassFunction], type[Pass]]:
+    """Make `fn(graph, ctx)` a pass named `name` (registered unless `register=False`)."""
+
+    def wrap(function: PassFunction) -> type[Pass]:
+        def run(self: Pass, graph: Graph, ctx: PassContext) -> bool | None:
+            return function(graph, ctx)
+
+        namespace = {"name": name, "run": run, "__doc__": function.__doc__, "__module__": function.__module__}
+        cls: type[Pass] = dataclass(frozen=True)(type(function.__name__, (Pass,), namespace))
+        if register:
+            register_pass(cls)
+        return cls
+
+    return wrap

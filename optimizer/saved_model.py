@@ -35,6 +35,7 @@ from optimizer.checkpoint import CheckpointReader, default_key, match_variables,
 from optimizer.errors import OptimizerError
 from optimizer.initializers import INIT_OP_SIGNATURE, ModelInit, saved_model_init
 from optimizer.ir import Graph
+from optimizer.opinfo import ASSIGN_OPS
 from optimizer.protos import GraphDef
 from optimizer.variables import VariableValues, is_variable_node
 
@@ -151,9 +152,6 @@ def object_graph_keys(graph: Graph, meta_graph: object, reader: CheckpointReader
             if is_variable_node(graph.node(behind.node).proto) and node_id in key_of_node:
                 keys.setdefault(behind.node, key_of_node[node_id])
     return keys
-
-
-ASSIGN_OPS = frozenset({"AssignVariableOp", "Assign"})
 
 
 def assigned_by(graph: Graph, init: ModelInit | None) -> set[str]:

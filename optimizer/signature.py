@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
 from optimizer.ir import Graph, Tensor
-from optimizer.opinfo import SWITCH_OPS
+from optimizer.opinfo import PLACEHOLDER_OPS, SWITCH_OPS
 from optimizer.protos import AttrValue, DataType
 from optimizer.training import training_reach
 
 INPUT_OPS = frozenset({"Placeholder", "PlaceholderV2"})
-NEVER_OUTPUTS = frozenset({"Const", "Placeholder", "PlaceholderV2", "PlaceholderWithDefault", "NoOp"})
+NEVER_OUTPUTS = frozenset({"Const", "NoOp"}) | PLACEHOLDER_OPS
 
 
 def resolve(graph: Graph, names: Iterable[str], kind: str, where: str | None = None) -> list[Tensor]:
@@ -69,9 +69,6 @@ def default_outputs(graph: Graph) -> list[Tensor]:
         count = graph.num_outputs(node.name)
         outputs.extend(Tensor(node.name, port) for port in range(1 if count is None else count))
     return outputs
-
-
-PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 
 
 def parse_input_shapes(texts: Iterable[str]) -> dict[str, list[int | None]]:

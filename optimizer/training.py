@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from optimizer.ir import Graph
+from optimizer.opinfo import INITIALIZED_CHECK_OPS
 
 VARIABLE_UPDATE_OPS = frozenset(
     {
@@ -57,7 +58,6 @@ SAVER_OPS = frozenset(
     }
 )
 
-INITIALIZER_OPS = frozenset({"IsVariableInitialized", "VarIsInitializedOp"})
 
 DEBUG_OPS = frozenset({"Assert", "CheckNumerics", "Print", "PrintV2"})
 
@@ -71,7 +71,12 @@ _TRAINING_OP = re.compile(
 def is_training_op(op: str) -> bool:
     """True for ops an inference graph never needs: variable updates, optimizer steps, savers, summaries,
     initializer checks. Debug checks (`DEBUG_OPS`) are handled apart, since they sit on the live path."""
-    return op in VARIABLE_UPDATE_OPS or op in SAVER_OPS or op in INITIALIZER_OPS or _TRAINING_OP.match(op) is not None
+    return (
+        op in VARIABLE_UPDATE_OPS
+        or op in SAVER_OPS
+        or op in INITIALIZED_CHECK_OPS
+        or _TRAINING_OP.match(op) is not None
+    )
 
 
 def training_reach(graph: Graph) -> set[str]:

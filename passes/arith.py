@@ -31,6 +31,7 @@ from functools import cached_property
 import numpy as np
 
 from optimizer import Graph, Node, Pass, PassContext, Tensor
+from optimizer.layer_folding import ELEMENTWISE_STEP_OPS, LAYER_OPS, fold_into_layer
 from optimizer.patterns import (
     const_shape,
     const_value,
@@ -42,7 +43,6 @@ from optimizer.patterns import (
 from optimizer.protos import AttrValue, NodeDef
 from optimizer.shapes import Shape, StaticShapes, broadcast_keeps_shape, is_fully_defined
 from optimizer.tensor import const_attrs
-from passes.fold_batch_norms import ELEMENTWISE_STEP_OPS, LAYER_OPS, fold_into_layer
 
 log = logging.getLogger(__name__)
 

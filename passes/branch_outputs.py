@@ -26,13 +26,12 @@ from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, 
 from optimizer.protos import AttrValue, FunctionDef
 
 CONDITIONALS = {"If": ("then_branch", "else_branch"), "StatelessIf": ("then_branch", "else_branch")}
-CASES = frozenset({"Case", "StatelessCase"})
 
 
 def branch_names(graph: Graph, name: str) -> list[str]:
     """The functions a conditional node `name` calls, in attr order (then, else; or the cases)."""
     node = graph.node(name)
-    if node.op in CASES:
+    if node.op in opinfo.CASE_OPS:
         return [func.name for func in node.attrs["branches"].list.func]
     return [node.attrs[attr].func.name for attr in CONDITIONALS[node.op]]
 
@@ -94,7 +93,7 @@ class BranchOutputs(Pass):
         signatures = signatures_of(graph)
         replaced: set[str] = set()
         for node in list(graph.nodes()):
-            if node.op not in CONDITIONALS and node.op not in CASES:
+            if node.op not in CONDITIONALS and node.op not in opinfo.CASE_OPS:
                 continue
             if graph.is_protected(node.name):
                 continue
@@ -129,7 +128,7 @@ class BranchOutputs(Pass):
         node = graph.node(name)
         for copy in copies:
             graph.set_function(copy)
-        if node.op in CASES:
+        if node.op in opinfo.CASE_OPS:
             value = AttrValue()
             value.CopyFrom(node.attrs["branches"])
             for func, copy in zip(value.list.func, copies, strict=True):

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from optimizer import Graph, Pass, PassContext, Tensor, opinfo
-from optimizer.patterns import CONTROL_FLOW_OPS, PLACEHOLDER_OPS, const_value, topological_order
+from optimizer.opinfo import ARGUMENT_OPS, CONTROL_FLOW_OPS
+from optimizer.patterns import const_value, topological_order
 from optimizer.tensor import element_count
 
 COMMUTATIVE_OPS = frozenset(
@@ -61,7 +62,7 @@ Key = tuple[object, ...]
 @functools.cache
 def _op_refusal(op: str) -> str | None:
     """Why no node of `op` is ever merged, or None."""
-    if op in PLACEHOLDER_OPS:
+    if op in ARGUMENT_OPS:
         return "it is a placeholder"
     if op in CONTROL_FLOW_OPS:
         return "it is a control-flow primitive"

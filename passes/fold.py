@@ -43,7 +43,7 @@ Contract
   when its dead side reaches a graph output, a loop (`Enter`, `Exit`, `NextIteration`, `LoopCond`), a `Merge`
   through a control edge, or a used `value_index` of a `Merge` that keeps several inputs.
 - `If`/`StatelessIf`/`Case`/`StatelessCase` with a constant condition (or branch index, out of range: the last
-  branch): the taken branch is inlined exactly as `inline` inlines a call (`passes.inline.inline_call`: body nodes
+  branch): the taken branch is inlined exactly as `inline` inlines a call (`optimizer.inlining.inline_call`: body nodes
   `call/<node>`, uses of the call's outputs read the body's results, control edges kept, a call that holds a graph
   output stays as an `Identity`/`IdentityN` of the results under its name); the branch functions nothing calls any
   more leave the library. Calls inside TF1 control flow and polymorphic branches are left alone.
@@ -65,12 +65,12 @@ import numpy as np
 from optimizer import Graph, Node, Pass, PassContext, Tensor, foldable
 from optimizer._tf import tensorflow
 from optimizer.evaluate import OVER_BUDGET, Imported, NotFoldable, evaluate, frontier_shapes, to_tensor_proto
+from optimizer.inlining import inline_call
 from optimizer.library import NotLiftable, Signatures, drop_unreferenced, lift, signatures_of
-from optimizer.opinfo import SWITCH_OPS
-from optimizer.protos import AttrValue, FunctionDef, TensorProto
+from optimizer.opinfo import CONDITIONAL_OPS, CONTROL_FLOW_ENTRY_OPS, SWITCH_OPS
+from optimizer.protos import PROTOBUF_LIMIT, AttrValue, FunctionDef, TensorProto
 from optimizer.shapes import Shape, StaticShapes
 from optimizer.tensor import element_count
-from passes.inline import inline_call
 
 MAX_ROUNDS = 8
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -80,8 +80,6 @@ SHAPE_OPS = frozenset({"Shape", "Size", "Rank", "ShapeN"})
 ELEMENT_PICKS = frozenset({"StridedSlice", "Slice", "Gather", "GatherV2"})
 """Ops whose output only selects elements of their first input at positions fixed by their other inputs."""
 _SENTINEL_BASE = -(2**30)
-CONDITIONAL_CALLS = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
-CONTROL_FLOW_OPS = frozenset({"Switch", "RefSwitch", "_SwitchN", "Enter", "RefEnter", "Merge", "RefMerge"})
 LOOP_OPS = frozenset(
     {"Enter", "RefEnter", "Exit", "RefExit", "NextIteration", "RefNextIteration", "LoopCond", "RefMerge"}
 )
@@ -144,7 +142,7 @@ def _dtype_bytes(dtype: object) -> int:
     return _STRING_ELEMENT_BYTES if known == tf.string else max(int(known.size), 1)
 
 
-HARD_LIMIT_BYTES = 2**31 - 1
+HARD_LIMIT_BYTES = PROTOBUF_LIMIT
 """No output over protobuf's limit is ever computed, whatever its inputs (a hostile constant declaring 10^12
 elements must not make TensorFlow try to allocate terabytes): such a constant could not be written anyway."""
 
@@ -228,7 +226,7 @@ class _Round:
     def control_flow_reach(self) -> set[str]:
         """Nodes that TF1 control flow (a `Switch`, `Merge` or `Enter`) reaches: conditional or in a loop frame."""
         if self._control_flow_reach is None:
-            seeds = self.graph.nodes_of(CONTROL_FLOW_OPS)
+            seeds = self.graph.nodes_of(CONTROL_FLOW_ENTRY_OPS)
             self._control_flow_reach = self.graph.reachable(seeds)
         return self._control_flow_reach
 
@@ -820,8 +818,8 @@ def inline_conditionals(graph: Graph, ctx: PassContext) -> None:
     reach: set[str] | None = None
     signatures: Signatures | None = None
     branches: list[str] = []
-    for node in [graph.node(name) for name in graph.nodes_of(CONDITIONAL_CALLS)]:
-        if node.op not in CONDITIONAL_CALLS or node.name not in graph or not graph.inputs_of(node.name):
+    for node in [graph.node(name) for name in graph.nodes_of(CONDITIONAL_OPS)]:
+        if node.op not in CONDITIONAL_OPS or node.name not in graph or not graph.inputs_of(node.name):
             continue
         branch_attrs = ("then_branch", "else_branch") if node.op.endswith("If") else ("branches",)
         if any(key not in node.attrs for key in ("Tout", *branch_attrs)):
@@ -831,7 +829,7 @@ def inline_conditionals(graph: Graph, ctx: PassContext) -> None:
             ctx.logger.debug("fold: keep %s: %s", node.name, function)
             continue
         if reach is None:
-            reach = graph.reachable(graph.nodes_of(CONTROL_FLOW_OPS))
+            reach = graph.reachable(graph.nodes_of(CONTROL_FLOW_ENTRY_OPS))
         if node.name in reach:
             ctx.logger.debug("fold: keep %s: it lies inside TF1 control flow", node.name)
             continue

@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 from optimizer import Graph, Pass, PassContext, Tensor, opinfo
 from optimizer._tf import tensorflow
 from optimizer.errors import OptimizerError
-from optimizer.graph_io import PROTOBUF_LIMIT
 from optimizer.library import (
     FunctionBody,
     NotLiftable,
@@ -62,7 +61,7 @@ from optimizer.library import (
     referenced_functions,
     signatures_of,
 )
-from optimizer.protos import AttrValue, FunctionDef
+from optimizer.protos import PROTOBUF_LIMIT, AttrValue, FunctionDef
 from optimizer.tensor import const_attrs
 from optimizer.variables import RESOURCE, VARIABLE_OPS, VariableValues, is_variable_node
 
@@ -78,8 +77,6 @@ REF_FORWARD = {
     "RefNextIteration": "NextIteration",
 }
 RESOURCE_FORWARD = frozenset({"Identity", "IdentityN", "Snapshot", "Switch", "Merge", "Enter", "Exit", "NextIteration"})
-SWITCH_LIKE = frozenset({"Switch", "RefSwitch", "_SwitchN"})
-INITIALIZED_CHECKS = frozenset({"IsVariableInitialized", "VarIsInitializedOp"})
 RESOURCE_UPDATES = frozenset(
     {
         "AssignVariableOp",
@@ -320,7 +317,7 @@ class _Freezer:
         if op == "VariableShape":
             self._replace_op(graph, name, "Shape", {"T": dtype, "out_type": graph.node(name).attrs["out_type"]})
             return []
-        if op in INITIALIZED_CHECKS:
+        if op in opinfo.INITIALIZED_CHECK_OPS:
             self._to_true(graph, name)
             return []
         if op in FUNCTIONAL or op in self.signatures:
@@ -340,7 +337,7 @@ class _Freezer:
         graph = scope.graph
         self._drop_shape_attrs(graph, name)
         op = graph.op(name)
-        ports = [0, 1] if op in SWITCH_LIKE else [0]
+        ports = [0, 1] if op in opinfo.SWITCH_OPS else [0]
         return [(Tensor(name, port), spec, origin) for port in ports]
 
     @staticmethod
@@ -426,7 +423,7 @@ class _Freezer:
         """The v1 cond branches a variable took to reach a consumer of `tensor`: (predicate, `Switch` port) for each
         `Switch` on its way; a run that takes one port of a predicate does not take the other."""
         taken = scope.branches.get(tensor.node, frozenset())
-        if scope.graph.op(tensor.node) in SWITCH_LIKE:
+        if scope.graph.op(tensor.node) in opinfo.SWITCH_OPS:
             taken = taken | {(scope.graph.inputs_of(tensor.node)[1], tensor.port)}
         return taken
 
@@ -444,7 +441,7 @@ class _Freezer:
             seen.add(name)
             if name in outputs:
                 return True
-            predicate = graph.inputs_of(name)[1] if graph.op(name) in SWITCH_LIKE else None
+            predicate = graph.inputs_of(name)[1] if graph.op(name) in opinfo.SWITCH_OPS else None
             for port, use in graph.data_consumers(name):
                 if predicate is None or not _exclusive(branch, frozenset({(predicate, port)})):
                     stack.append(use.node)
@@ -498,7 +495,7 @@ class _Freezer:
             producer = graph.node(tensor.node)
             if tensor in scope.converted or is_variable_node(producer.proto) or producer.op == "Const":
                 continue
-            if opinfo.has_ref_output(producer.op) and producer.op not in SWITCH_LIKE:
+            if opinfo.has_ref_output(producer.op) and producer.op not in opinfo.SWITCH_OPS:
                 continue
             waits.append(self._anchor(scope, tensor))
         for consumer in graph.control_consumers(name):
@@ -530,7 +527,7 @@ class _Freezer:
         """A node to take a control edge from that fires exactly when `tensor` is alive: the producer itself, or
         an `Identity` of the tensor when the producer is a `Switch` (whose control edge fires on both branches)."""
         graph = scope.graph
-        if graph.op(tensor.node) not in SWITCH_LIKE:
+        if graph.op(tensor.node) not in opinfo.SWITCH_OPS:
             return tensor.node
         if tensor not in scope.anchors:
             dtype = AttrValue()

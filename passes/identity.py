@@ -26,7 +26,6 @@ from optimizer import Graph, Pass, PassContext, Tensor, opinfo
 
 FORWARDING_OPS = frozenset({"Identity", "IdentityN", "Snapshot", "StopGradient", "PreventGradient"})
 SWITCH_OPS = opinfo.SWITCH_OPS
-CONTROL_FLOW_OPS = opinfo.CONTROL_FLOW_OPS
 
 
 def keep_reason(graph: Graph, name: str) -> str | None:
@@ -43,7 +42,7 @@ def keep_reason(graph: Graph, name: str) -> str | None:
         return "it reads a ref tensor"
     if graph.control_inputs_of(name):
         consumers = {use.node for _, use in graph.data_consumers(name)} | set(graph.control_consumers(name))
-        if any(graph.op(node) in CONTROL_FLOW_OPS for node in consumers):
+        if any(graph.op(node) in opinfo.CONTROL_FLOW_OPS for node in consumers):
             return "it has control inputs and feeds a control-flow op"
     return None
 

@@ -472,11 +472,29 @@ def _linked(folder: Path, target: str, link: str) -> str:
     return link
 
 
+def _memory_bomb_run(kind: str) -> Callable[[Path], list[str]]:
+    return lambda folder: [_binary(folder, memory_bomb(kind)), "-o", "out.pb"]
+
+
+def _recursive_run(kind: str) -> Callable[[Path], list[str]]:
+    return lambda folder: [_binary(folder, recursive_library(kind)), "-o", "out.pb"]
+
+
+def _placeholder_run(dtype: str) -> Callable[[Path], list[str]]:
+    text = SMALL.replace("DT_FLOAT", dtype).replace('op: "Neg"', 'op: "Identity"')
+    return lambda folder: [_write(folder / "model.pbtxt", text.encode()), "-o", "out.pb"]
+
+
+def _empty_folder_run(folder: Path) -> list[str]:
+    (folder / "m").mkdir()
+    return ["m", "-o", "out.pb"]
+
+
 SCENARIOS: list[Scenario] = [
     *(
         Scenario(
             f"memory-bomb-{kind}",
-            lambda folder, kind=kind: [_binary(folder, memory_bomb(kind)), "-o", "out.pb"],
+            _memory_bomb_run(kind),
             MEMORY_BOMB_ENDINGS[kind][0],
             MEMORY_BOMB_ENDINGS[kind][1],
             ("out.pb",) if MEMORY_BOMB_ENDINGS[kind][0] in (0, 4) else (),
@@ -486,7 +504,7 @@ SCENARIOS: list[Scenario] = [
     *(
         Scenario(
             f"recursive-{kind}",
-            lambda folder, kind=kind: [_binary(folder, recursive_library(kind)), "-o", "out.pb"],
+            _recursive_run(kind),
             2,
             "the function library is recursive (f -> ",
         )
@@ -606,13 +624,7 @@ SCENARIOS: list[Scenario] = [
     *(
         Scenario(
             f"placeholder-{dtype.lower()}",
-            lambda f, dtype=dtype: [
-                _write(
-                    f / "model.pbtxt", SMALL.replace("DT_FLOAT", dtype).replace('op: "Neg"', 'op: "Identity"').encode()
-                ),
-                "-o",
-                "out.pb",
-            ],
+            _placeholder_run(dtype),
             4,  # written, not verified (issue 18): no value of such a type can be made up
             f"is a {dtype[3:].lower()}, of which no value can be made up",
             ("out.pb",),
@@ -709,7 +721,7 @@ MORE_SCENARIOS: list[Scenario] = [
         "truncated or corrupt",
     ),
     Scenario("missing-model", lambda f: ["nothing.pb", "-o", "out.pb"], 2, "No such file"),
-    Scenario("empty-folder-model", lambda f: [(f / "m").mkdir() or "m", "-o", "out.pb"], 2, "is a folder"),
+    Scenario("empty-folder-model", _empty_folder_run, 2, "is a folder"),
     Scenario("model-is-the-secret", lambda f: ["../" + SECRET_NAME, "-o", "out.pb"], 2, "not a text GraphDef"),
     Scenario(
         "model-links-to-secret",

@@ -53,6 +53,7 @@ def test_bisect_names_the_planted_pass_and_its_third_rewrite(planted: None, tmp_
     result = bisect(graph, "identity,planted,prune", reproducer_dir=tmp_path / "repro")
     assert result.found and result.culprit == "planted" and result.rewrite == 3
     assert result.steps_run == ["identity", "planted"]
+    assert result.verification is not None
     assert [check.name for check in result.verification.outputs if not check.passed] == ["y:0"]
     assert "first bad pass is 'planted', rewrite 3, after identity" in result.summary()
     assert graph.to_graph_def() == before  # the input graph is left alone
@@ -76,4 +77,5 @@ def test_bisect_blames_the_planted_pass_not_the_first_one_when_outputs_are_rando
     assert result.found and result.culprit == "planted" and result.rewrite == 3
     assert result.steps_run == ["identity", "planted"]
     assert result.verification is not None and result.verification.random_seeded == 2
+    assert result.verification is not None
     assert [check.name for check in result.verification.outputs if not check.passed] == ["y:0"]

@@ -40,7 +40,7 @@ def save_checkpoint(
     return graph.as_graph_def(), str(prefix)
 
 
-VALUES = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([1, 2], np.int64)}
+VALUES: dict[str, np.ndarray] = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([1, 2], np.int64)}
 
 
 def test_resolve_prefix_accepts_the_prefix_its_files_and_its_folder(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CNN = ROOT / "fixtures" / "small_cnn.pb"
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """Run `optimize` with the arguments (each written with `str`, so paths go as they are)."""
     code = main([str(arg) for arg in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -238,7 +239,7 @@ def test_checkpoint_errors_exit_2_with_one_line_naming_the_file(
 
     for folder in ("graph", "shape"):
         (tmp_path / folder).mkdir()
-    values = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(2)}
+    values: dict[str, np.ndarray] = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(2)}
     graph_def, partial = save_checkpoint(tmp_path / "graph", values, saved=["w"])
     graph_pb = tmp_path / "graph.pb"
     graph_pb.write_bytes(graph_def.SerializeToString())
@@ -248,7 +249,7 @@ def test_checkpoint_errors_exit_2_with_one_line_naming_the_file(
     lonely.write_bytes(tf1_models["bn_cond_v1"].path("meta_graph").read_bytes())
     saved_model = str(keras_models["keras3_export"].path("saved_model"))
     with_values = [graph_pb, "--outputs", "w,b", "--checkpoint"]
-    cases = [
+    cases: list[tuple[list[object], str, str]] = [
         ([*with_values, tmp_path / "nothing"], str(tmp_path / "nothing"), "no checkpoint here"),
         ([*with_values, partial], partial, "variable 'b' is not in the checkpoint"),
         ([*with_values, other_shape], other_shape, "has shape [2, 3] in the graph but [3, 3] in the checkpoint"),

@@ -7,8 +7,7 @@ from pathlib import Path
 import optimizer
 from benchmarks.edit_floor import edit_floor, record_edits, replay
 from benchmarks.synthetic import synthetic_graph
-from optimizer import Graph, PassContext
-from optimizer.pass_base import function_pass
+from optimizer import Graph, PassContext, function_pass
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,7 @@ def cases(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
     if dtype.kind == "f":
         elements = st.one_of(st.sampled_from(SPECIAL), st.floats(width=32 if dtype == np.float32 else 64))
     else:
-        elements = st.integers(np.iinfo(dtype).min, np.iinfo(dtype).max)
+        elements = st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))  # type: ignore[type-var]
     left = draw(hnp.arrays(dtype, (size,), elements=elements))
     right_shape = draw(st.sampled_from([(size,), (), (1,)]))
     right = draw(hnp.arrays(dtype, right_shape, elements=elements))
@@ -45,7 +45,9 @@ def _irregular(array: np.ndarray) -> bool:
 
 def _tensorflow(g: object, fetch: Tensor) -> np.ndarray:
     values, _ = run_frontier(frontier_graph_def(g, [fetch]), [fetch])  # type: ignore[arg-type]
-    return values[0]
+    (value,) = values
+    assert value is not None
+    return value
 
 
 @given(cases())

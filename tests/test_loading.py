@@ -45,7 +45,7 @@ def test_given_names_override_the_signature(keras_models: Models) -> None:
 )
 def test_options_that_do_not_apply_are_errors(keywords: dict[str, str], message: str) -> None:
     with pytest.raises(OptimizerError, match=message):
-        optimizer.load(CNN, **keywords)  # type: ignore[arg-type]
+        optimizer.load(CNN, **keywords)
 
 
 def test_a_saved_model_takes_no_checkpoint(keras_models: Models, tf1_models: Models) -> None:

@@ -40,7 +40,11 @@ def test_splits_are_found_by_the_consuming_ops_arguments_and_made_valid() -> Non
     found = row_splits_inputs(graph_def, ["a:0", "b:0", "c:0"])
     assert found == {"b:0": "c:0", "c:0": "a:0"}
     assert graph_def.SerializeToString() == before  # reading attrs added none
-    feeds = {"a:0": np.ones(5, np.float32), "b:0": np.array([3], np.int64), "c:0": np.array([9], np.int64)}
+    feeds: dict[str, np.ndarray] = {
+        "a:0": np.ones(5, np.float32),
+        "b:0": np.array([3], np.int64),
+        "c:0": np.array([9], np.int64),
+    }
     made = make_row_splits(feeds, found, {"b:0": None, "c:0": None}, seed=1)
     assert len(made["b:0"]) == ROWS + 1 and made["b:0"].dtype == np.int64
     assert is_valid_splits(made["c:0"], 5) and is_valid_splits(made["b:0"], len(made["c:0"]) - 1)
@@ -79,7 +83,7 @@ def test_a_tf1_ragged_graph_is_verified(tmp_path: Path, capsys: pytest.CaptureFi
 def test_a_saved_model_with_a_ragged_signature_is_verified(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tf = tensorflow()
 
-    class Model(tf.Module):  # type: ignore[misc, name-defined]
+    class Model(tf.Module):  # type: ignore[name-defined]
         @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.float32, row_splits_dtype=tf.int64)])
         def serve(self, x: object) -> object:
             return {"sums": tf.reduce_sum(x, axis=1), "dense": x.to_tensor()}  # type: ignore[attr-defined]

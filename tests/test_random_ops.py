@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def function_model(body_op: str = "RandomUniform") -> GraphDef:
         weights = tf.constant(np.arange(16, dtype=np.float32).reshape(4, 4) / 8, name="W")
 
         @tf.function
-        def f(value: tf.Tensor) -> tf.Tensor:
+        def f(value: Any) -> Any:
             draw = tf.random.uniform([2, 4]) if body_op == "RandomUniform" else tf.random.normal([2, 4])
             return tf.matmul(value, weights) + draw
 
@@ -196,7 +197,7 @@ def test_random_ops_of_a_function_called_twice_are_not_compared_inlined_or_not()
     with graph.as_default():
 
         @tf.function
-        def f(value: tf.Tensor) -> tf.Tensor:
+        def f(value: Any) -> Any:
             return value * tf.random.uniform([2, 4], seed=3)
 
         x = tf.compat.v1.placeholder(tf.float32, [2, 4], name="x")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optimizer import Tensor
+from optimizer import Graph, Tensor
 from optimizer.library import referenced_library
 from optimizer.protos import AttrValue, DataType, FunctionDef, FunctionDefLibrary
 from optimizer.shapes import VALUE_LIMIT, StaticShapes, broadcast_keeps_shape, is_fully_defined
@@ -71,7 +71,12 @@ def test_of_infers_once_while_the_graph_is_unchanged(monkeypatch: pytest.MonkeyP
     g = graph(placeholder("x"), node("y", "Neg", "x"), inputs=["x"], outputs=["y"])
     calls: list[int] = []
     infer = StaticShapes.infer.__func__  # type: ignore[attr-defined]
-    monkeypatch.setattr(StaticShapes, "infer", classmethod(lambda cls, g: calls.append(g.mutations) or infer(cls, g)))
+
+    def counting(cls: type[StaticShapes], g: Graph) -> StaticShapes:
+        calls.append(g.mutations)
+        return infer(cls, g)
+
+    monkeypatch.setattr(StaticShapes, "infer", classmethod(counting))
     first = StaticShapes.of(g)
     assert StaticShapes.of(g) is first and calls == [0]
     g.add_node("z", "Tanh", [Tensor("y")], attrs={"T": AttrValue(type=DataType.Value("DT_FLOAT"))})

@@ -74,7 +74,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
 
 def model_arguments(kind: str, tf1_models: Models, counter_model: Path) -> list[Any]:
     bn = tf1_models["bn_cond_v1"]
-    return {
+    arguments: dict[str, list[Any]] = {
         "tf2_saved_model": [counter_model],
         "tf1_saved_model": [tf1_models["tf1_saved_model"].path("saved_model")],
         "meta_graph": [bn.path("meta_graph"), "--outputs", "probabilities"],
@@ -85,7 +85,8 @@ def model_arguments(kind: str, tf1_models: Models, counter_model: Path) -> list[
             "--outputs",
             "probabilities",
         ],
-    }[kind]
+    }
+    return arguments[kind]
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)

@@ -31,7 +31,7 @@ def build(body: Callable[[], Any]) -> GraphDef:
     return graph_def
 
 
-def placeholder(name: str, shape: Sequence[int | None], dtype: Any = None) -> Any:
+def placeholder(name: str, shape: Sequence[int | None] | None, dtype: Any = None) -> Any:
     return tf.compat.v1.placeholder(dtype or tf.float32, shape, name=name)
 
 

@@ -158,7 +158,12 @@ def test_keys_of_large_constants_are_remembered_across_runs_until_a_constant_cha
 
     digested: list[str] = []
     digest = cse._const_digest
-    monkeypatch.setattr(cse, "_const_digest", lambda g, name: digested.append(name) or digest(g, name))
+
+    def digesting(g: Graph, name: str) -> bytes | tuple[str, tuple[int, ...], bytes]:
+        digested.append(name)
+        return digest(g, name)
+
+    monkeypatch.setattr(cse, "_const_digest", digesting)
     zeros, ones, twos = (np.full(cse.REMEMBERED_ELEMENTS + 1, value) for value in (0.0, 1.0, 2.0))
     g = graph(
         const("a", zeros), const("b", ones), const("c", twos), node("ya", "Neg", "a"), node("yb", "Neg", "b"),

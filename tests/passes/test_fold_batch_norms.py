@@ -11,9 +11,10 @@ import pytest
 
 import optimizer
 from optimizer import PassContext, PassManager, get_pass
+from optimizer.layer_folding import channel_vector, match_layer
 from optimizer.protos import GraphDef
 from optimizer.tensor import to_numpy
-from passes.fold_batch_norms import FoldBatchNorms, channel_vector, match_layer
+from passes.fold_batch_norms import FoldBatchNorms
 from tests.passes.runnable import build, check_outputs, constant, lift, ops, optimized, placeholder, tf
 
 FOLD = "fold-batch-norms"
