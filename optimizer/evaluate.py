@@ -50,7 +50,7 @@ import numpy as np
 from optimizer import foldable, sandbox
 from optimizer._tf import tensorflow
 from optimizer.exact import exact_values
-from optimizer.ir import Graph, Tensor
+from optimizer.ir import COLOCATION_ATTR, Graph, Tensor
 from optimizer.library import referenced_library
 from optimizer.protos import GraphDef, TensorProto
 from optimizer.tensor import from_numpy
@@ -58,8 +58,6 @@ from optimizer.tf_errors import describe
 from optimizer.tf_import import LazyImport
 
 log = logging.getLogger(__name__)
-
-_COLOCATION_ATTR = "_class"
 
 
 RUN_CHUNK = 4096
@@ -150,8 +148,8 @@ def frontier_graph_def(
         out.CopyFrom(graph.node(name).proto)
         del out.input[:]  # as lifted, or empty: the edges say
         out.device = ""
-        if _COLOCATION_ATTR in out.attr:
-            del out.attr[_COLOCATION_ATTR]
+        if COLOCATION_ATTR in out.attr:
+            del out.attr[COLOCATION_ATTR]
         out.input.extend(
             f"{known_names[tensor]}:0" if tensor in known else str(tensor) for tensor in graph.inputs_of(name)
         )

@@ -7,11 +7,10 @@ body nodes are named `<call>/<node>`, control edges keep their meaning, a protec
 
 from __future__ import annotations
 
-from optimizer.ir import Graph, Tensor
+from optimizer.ir import COLOCATION_ATTR, Graph, Tensor
 from optimizer.library import CALL_OPS, FunctionBody, Signatures
 from optimizer.protos import AttrValue, NodeDef
 
-_COLOCATION = "_class"
 _LOCATION = b"loc:@"
 
 
@@ -24,9 +23,9 @@ def callee(node: NodeDef, signatures: Signatures) -> str | None:
 
 
 def _rename_colocation(proto: NodeDef, rename: dict[str, str]) -> None:
-    if _COLOCATION not in proto.attr:
+    if COLOCATION_ATTR not in proto.attr:
         return
-    entries = [entry for entry in proto.attr[_COLOCATION].list.s]
+    entries = [entry for entry in proto.attr[COLOCATION_ATTR].list.s]
     kept = []
     for entry in entries:
         if entry.startswith(_LOCATION):
@@ -36,10 +35,10 @@ def _rename_colocation(proto: NodeDef, rename: dict[str, str]) -> None:
         else:
             kept.append(entry)
     if kept:
-        del proto.attr[_COLOCATION].list.s[:]
-        proto.attr[_COLOCATION].list.s.extend(kept)
+        del proto.attr[COLOCATION_ATTR].list.s[:]
+        proto.attr[COLOCATION_ATTR].list.s.extend(kept)
     else:
-        del proto.attr[_COLOCATION]
+        del proto.attr[COLOCATION_ATTR]
 
 
 def _result_types(graph: Graph, call: str, body: FunctionBody) -> list[int]:

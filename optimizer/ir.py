@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from optimizer.variables import VariableValues
 
 _TENSOR_NAME = re.compile(r"^(?P<node>[^:^][^:]*)(?::(?P<port>\d+))?$")
-_COLOCATION_ATTR = "_class"
+COLOCATION_ATTR = "_class"
+"""The attr that lists the nodes a node is colocated with (`loc:@name`): the one name for it."""
 _COLOCATION_PREFIX = b"loc:@"
 
 
@@ -797,7 +798,7 @@ class Graph:
         attrs = self._node[name]["proto"].attr
         if key not in attrs or attrs[key] != value:
             attrs[key].CopyFrom(value)
-            if key == _COLOCATION_ATTR:
+            if key == COLOCATION_ATTR:
                 self._index_colocation(self._node[name]["proto"])
             self._count_retype(name)
 
@@ -870,9 +871,9 @@ class Graph:
     # ----- colocation references ------------------------------------------------------------------------------
 
     def _index_colocation(self, proto: NodeDef) -> None:
-        if self._colocated_with is None or _COLOCATION_ATTR not in proto.attr:
+        if self._colocated_with is None or COLOCATION_ATTR not in proto.attr:
             return  # no index yet: it is built from every node when first needed
-        for entry in proto.attr[_COLOCATION_ATTR].list.s:
+        for entry in proto.attr[COLOCATION_ATTR].list.s:
             if entry.startswith(_COLOCATION_PREFIX):
                 target = entry[len(_COLOCATION_PREFIX) :].decode("utf-8", "replace")
                 self._colocated_with.setdefault(target, set()).add(str(proto.name))
@@ -899,12 +900,12 @@ class Graph:
                 if name not in self._node:
                     continue
                 attrs = self._node[name]["proto"].attr
-                if _COLOCATION_ATTR not in attrs:
+                if COLOCATION_ATTR not in attrs:
                     continue
-                entries = attrs[_COLOCATION_ATTR].list.s
+                entries = attrs[COLOCATION_ATTR].list.s
                 kept = [entry for entry in entries if entry != reference]
                 if not kept:
-                    del attrs[_COLOCATION_ATTR]
+                    del attrs[COLOCATION_ATTR]
                 elif len(kept) != len(entries):
                     del entries[:]
                     entries.extend(kept)
