@@ -155,7 +155,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _resident_bytes(pid: int) -> int:
+def resident_bytes(pid: int) -> int:
+    """The resident memory of process `pid` in bytes (0 when it cannot be read)."""
     try:
         with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -230,7 +231,7 @@ class Worker:
                     self.stop()
                     cause = f"took longer than the time limit of {self.limits.seconds:g} s (--time-limit)"
                     raise ChildFailure(stage, node, cause, last_step)
-                elif _resident_bytes(process.pid) > self.limits.memory:
+                elif resident_bytes(process.pid) > self.limits.memory:
                     self.stop()
                     cause = f"used more than the memory limit of {format_size(self.limits.memory)} (--memory-limit)"
                     raise ChildFailure(stage, node, cause, last_step)

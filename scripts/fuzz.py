@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -638,23 +637,6 @@ def make_case(index: int, base_seed: int, seeds: list[Seed], scenarios: int) -> 
 # ----- running one case in a fuzz worker ----------------------------------------------------------------------
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            found[key] = "link -> " + os.readlink(path)
-        elif path.is_fifo():
-            found[key] = "fifo"
-        elif path.is_dir():
-            found[key] = "folder"
-        elif path.is_file():
-            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[key] = "other"
-    return found
-
-
 def _empty(folder: Path) -> None:
     for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
@@ -699,7 +681,7 @@ def run_case(case: Case, folder: Path, secret: str) -> tuple[str, str]:
         expected = scenario
     else:
         (folder / case.model).write_bytes(case.data)
-    before = _snapshot(folder)
+    before = hostile.snapshot(folder)
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -708,7 +690,7 @@ def run_case(case: Case, folder: Path, secret: str) -> tuple[str, str]:
         return "traceback", f"{type(error).__name__}: {error}"[:500]
     stdout, stderr = out.getvalue(), err.getvalue()
     detail = f"exit {code}: {stderr.strip()[:400]}"
-    after = _snapshot(folder)
+    after = hostile.snapshot(folder)
     if any(after.get(name) != digest for name, digest in before.items()):
         return "input changed", detail
     added = set(after) - set(before)
@@ -781,14 +763,6 @@ def _worker(connection: Connection, base: str, base_seed: int, corpus: str, corp
 # ----- the driver ----------------------------------------------------------------------------------------------
 
 
-def _resident_tree(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 @dataclass
 class Slot:
     number: int
@@ -827,6 +801,7 @@ def _kill(slot: Slot) -> None:
 
 def run(args: argparse.Namespace, indices: list[int]) -> dict[int, dict[str, Any]]:
     """Run the cases `indices` on `args.jobs` workers; return each case's record."""
+    from optimizer.sandbox import resident_bytes
     from tests import hostile
 
     results: dict[int, dict[str, Any]] = {}
@@ -876,7 +851,7 @@ def run(args: argparse.Namespace, indices: list[int]) -> dict[int, dict[str, Any
                 elif now - slot.started > args.timeout + (FIRST_CASE_SLACK if slot.fresh else 0.0):
                     record(slot.index, "hang", f"no answer within {args.timeout:g} s", now - slot.started)
                     _kill(slot)
-                elif _resident_tree(slot.process.pid) > WORKER_RESIDENT:
+                elif resident_bytes(slot.process.pid) > WORKER_RESIDENT:
                     record(slot.index, "memory blow-up", "the CLI's own process outgrew 3 GiB", now - slot.started)
                     _kill(slot)
             if args.progress and now - last_report > args.progress:

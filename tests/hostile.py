@@ -21,6 +21,7 @@ the exit code and message the run must end with.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import struct
@@ -328,6 +329,24 @@ def verdict(stderr: str) -> tuple[list[str], str]:
     """The lines of `stderr` that are not passes' warnings, and the last line ("" when there is none)."""
     lines = [line for line in stderr.splitlines() if not PASS_WARNING.match(line)]
     return lines, lines[-1] if lines else ""
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under `folder`: a file's digest, a link's target, or its kind (to see what a run changed)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[key] = "link -> " + os.readlink(path)
+        elif path.is_fifo():
+            found[key] = "fifo"
+        elif path.is_dir():
+            found[key] = "folder"
+        elif path.is_file():
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[key] = "other"
+    return found
 
 
 MEMORY_BOMBS = ("parse-tensor", "ragged-range", "as-string", "fills", "zlib", "big-string")

@@ -7,7 +7,6 @@ words, no input changes, and nothing is written but the output of a success."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import resource
 import secrets
@@ -20,7 +19,16 @@ import pytest
 
 from optimizer.cli import main
 from optimizer.graph_io import read_graph_def
-from tests.hostile import BYTE_LEVEL, SCENARIOS, SECRET_NAME, STRUCTURAL, Scenario, hostile_cases, verdict
+from tests.hostile import (
+    BYTE_LEVEL,
+    SCENARIOS,
+    SECRET_NAME,
+    STRUCTURAL,
+    Scenario,
+    hostile_cases,
+    snapshot,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [read_graph_def(ROOT / "fixtures" / "small_cnn.pb")]
@@ -104,22 +112,6 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under `folder`: a file's digest, a link's target, or its kind."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            found[key] = "link -> " + os.readlink(path)
-        elif path.is_fifo():
-            found[key] = "fifo"
-        elif path.is_dir():
-            found[key] = "folder"
-        else:
-            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[scenario.name for scenario in SCENARIOS])
 def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
     folder = tmp_path / "run"
@@ -127,7 +119,7 @@ def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
     token = secrets.token_hex(16)
     (tmp_path / SECRET_NAME).write_text(token)  # a file beside the model's folder: never to reach an output
     args = scenario.make(folder)
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         done = subprocess.run(
@@ -150,7 +142,7 @@ def test_a_hostile_run_ends_cleanly(tmp_path: Path, scenario: Scenario) -> None:
         assert len(lines) == 1 and last.startswith(prefix) and scenario.message in last, done.stderr[-2000:]
     else:
         assert lines == [], done.stderr[-2000:]
-    after = _snapshot(tmp_path)
+    after = snapshot(tmp_path)
     added = {key for key in after if key not in before}
     assert added == {f"run/{name}" for name in scenario.writes}, added  # no stray, partial or crash-report file
     assert {key: after[key] for key in before} == before  # every input as it was
