@@ -116,7 +116,7 @@ def test_a_signature_that_updates_and_returns_a_variable_is_not_frozen(
     out = tmp_path / "out.pb"
     code, stdout, stderr = run(capsys, counter_model, "--signature", "incr_counter", "-o", out)
     assert code == 2 and stdout == "" and not out.exists()
-    assert stderr.count("\n") == 1 and stderr.startswith("optimize: error: pass 'freeze' failed")
+    assert stderr.count("\n") == 1 and stderr.startswith(f"optimize: error: {counter_model}: pass 'freeze' failed")
     assert "(counter/.ATTRIBUTES/VARIABLE_VALUE) with AssignAddVariableOp" in stderr
     assert "declare --outputs that do not depend on the update, or keep the variable" in stderr
 
